@@ -1,0 +1,335 @@
+"""Properties of the state machine over random definitions and random participant behaviour.
+
+Two drivers: a scripted one (each command gets the next outcome from a drawn list: success,
+failure, retryable failure, silence -> timeout, with duplicates and stale inputs mixed in) whose
+run must end in a terminal state that matches the outcomes; and a Hypothesis
+``RuleBasedStateMachine`` that interleaves any input in any order and checks invariants after
+every step. Both run at least 500 examples in CI.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from orchestrator.core import (
+    Action,
+    ArmTimer,
+    CancelTimer,
+    Decision,
+    FinishSaga,
+    Input,
+    SagaDefinition,
+    SagaStatus,
+    SendCommand,
+    StepFailed,
+    StepKind,
+    StepSucceeded,
+    TimerFired,
+    TimerKind,
+    decide,
+    idempotency_key,
+)
+from tests.unit.machine_driver import Run, definitions
+
+EXAMPLES = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+OUTCOMES = ("ok", "fail", "retry", "silence", "dup", "stale")
+# Success is the common case; biasing towards it lets runs get deep into a saga before failing.
+scripts = st.lists(st.one_of(st.just("ok"), st.sampled_from(OUTCOMES)), max_size=60)
+
+
+# --------------------------------------------------------------------------- shared checks
+
+
+def check_commands(run: Run) -> None:
+    """Keys are stable per (step, action); attempts count up from 1 without gaps or repeats;
+    no DO is sent once compensation has begun."""
+    attempts: dict[tuple[str, Action], int] = {}
+    undo_started = False
+    for cmd in run.commands:
+        assert cmd.idempotency_key == idempotency_key(cmd.saga_id, cmd.step, cmd.action)
+        key = (cmd.step, cmd.action)
+        assert cmd.attempt == attempts.get(key, 0) + 1, f"attempt gap/repeat at {cmd}"
+        step = next(s for s in run.definition.steps if s.name == cmd.step)
+        policy = step.retry if cmd.action is Action.DO else step.compensation.retry  # type: ignore[union-attr]
+        assert policy.maximum_attempts == 0 or cmd.attempt <= policy.maximum_attempts
+        attempts[key] = cmd.attempt
+        if cmd.action is Action.UNDO:
+            undo_started = True
+        assert not (undo_started and cmd.action is Action.DO), "DO after compensation began"
+
+
+def check_timers(run: Run) -> None:
+    """The arm/cancel effects alone reproduce the state's pending timer (I3 for the shell)."""
+    pending: set[str] = set()
+    for effect in run.effects:
+        if isinstance(effect, ArmTimer):
+            assert not pending, "a second timer armed while one is pending"
+            pending.add(effect.token)
+        elif isinstance(effect, CancelTimer):
+            assert effect.token in pending
+            pending.remove(effect.token)
+    expected = {run.state.timer.token} if run.state and run.state.timer else set()
+    assert pending == expected
+
+
+def accepted(run: Run) -> list[tuple[Input, Decision]]:
+    """Inputs that moved the saga (not ignored, not rejected)."""
+    return [
+        (event, d)
+        for (event, _), d in zip(run.inputs, run.decisions, strict=True)
+        if d.ignored is None and d.rejected is None
+    ]
+
+
+def check_outcome(run: Run) -> None:
+    """The terminal state matches what the participants answered."""
+    state = run.state
+    assert state is not None
+    steps = run.definition.steps
+    do_ok = [
+        steps.index(next(s for s in steps if s.name == e.step))
+        for e, _ in accepted(run)
+        if isinstance(e, StepSucceeded) and e.action is Action.DO
+    ]
+    undo_ok = [
+        next(i for i, s in enumerate(steps) if s.name == e.step)
+        for e, _ in accepted(run)
+        if isinstance(e, StepSucceeded) and e.action is Action.UNDO
+    ]
+    assert do_ok == list(range(len(do_ok))), "steps complete in order"
+    assert list(state.completed) == do_ok
+    finishes = [e for e in run.effects if isinstance(e, FinishSaga)]
+    if state.status.terminal:
+        assert finishes == [FinishSaga(state.saga_id, state.status)]
+    else:
+        assert finishes == []
+    if state.status is SagaStatus.COMPLETED:
+        assert do_ok == list(range(len(steps)))
+        assert json.loads(state.data) == [s.name for s in steps]
+        assert undo_ok == []
+    if state.status in (SagaStatus.COMPENSATING, SagaStatus.COMPENSATED):
+        assert not any(steps[i].kind is StepKind.PIVOT for i in do_ok)
+        reverse = [i for i in reversed(do_ok) if steps[i].kind is StepKind.COMPENSABLE]
+        failing = len(do_ok)  # the step that gave up
+        plan = list(state.to_compensate) if state.status is SagaStatus.COMPENSATING else []
+        # The failing step is undone first exactly when its last attempt timed out (its outcome
+        # is unknown) and it is compensable; completed compensable steps follow in reverse.
+        gave_up_by = next(
+            e
+            for (e, _), d in zip(run.inputs, run.decisions, strict=True)
+            if d.state is not None
+            and d.state.status in (SagaStatus.COMPENSATING, SagaStatus.COMPENSATED)
+        )
+        in_doubt = isinstance(gave_up_by, TimerFired)
+        assert not (in_doubt and steps[failing].kind is StepKind.PIVOT), "in-doubt pivot undone"
+        expected = reverse
+        if in_doubt and steps[failing].kind is StepKind.COMPENSABLE:
+            expected = [failing, *reverse]
+        assert undo_ok + plan == expected
+    if state.status is SagaStatus.COMPENSATED:
+        assert state.to_compensate == ()
+    if state.status is SagaStatus.FAILED:
+        assert state.failure is not None
+
+
+# --------------------------------------------------------------------------- scripted driver
+
+
+def awaited_reply(run: Run, outcome: str, error_type: str) -> Input:
+    s = run.state
+    assert s is not None
+    name = run.definition.steps[s.step].name
+    if outcome == "ok":
+        return StepSucceeded(s.saga_id, name, s.action, s.attempt, b"{}")
+    return StepFailed(s.saga_id, name, s.action, s.attempt, error_type, "x", outcome == "retry")
+
+
+@given(
+    definition=definitions(),
+    script=scripts,
+    error_type=st.sampled_from(["Boom", "Fatal"]),
+)
+@EXAMPLES
+def test_every_saga_reaches_a_terminal_state_matching_the_replies(
+    definition: SagaDefinition, script: list[str], error_type: str
+) -> None:
+    run = Run(definition)
+    run.start()
+    outcomes = iter(script)
+    bound = 1_000
+    while run.state is not None and not run.state.status.terminal:
+        bound -= 1
+        assert bound > 0, "saga did not terminate"
+        timer = run.state.timer
+        assert timer is not None, "an active saga always waits on a timer"
+        if timer.kind is TimerKind.BACKOFF:
+            run.feed(TimerFired(run.saga_id, timer.token), now=timer.due_ms)
+            continue
+        outcome = next(outcomes, "silence")  # then the participant goes quiet for good
+        if outcome == "silence":
+            run.feed(TimerFired(run.saga_id, timer.token), now=timer.due_ms)
+        elif outcome == "dup":
+            if run.inputs:
+                run.feed(run.inputs[-1][0])
+        elif outcome == "stale":
+            s = run.state
+            name = run.definition.steps[s.step].name
+            run.feed(StepSucceeded(s.saga_id, name, s.action, s.attempt + 7, b"{}"))
+            run.feed(TimerFired(run.saga_id, f"{timer.token}-old"))
+        else:
+            run.feed(awaited_reply(run, outcome, error_type))
+    assert run.state is not None
+    assert run.state.timer is None
+    check_commands(run)
+    check_timers(run)
+    check_outcome(run)
+
+
+@given(
+    definition=definitions(),
+    script=scripts,
+)
+@EXAMPLES
+def test_folding_the_same_records_twice_gives_the_same_states_and_effects(
+    definition: SagaDefinition, script: list[str]
+) -> None:
+    first = Run(definition)
+    first.start()
+    for outcome in script:
+        s = first.state
+        if s is None or s.status.terminal or s.timer is None:
+            break
+        if outcome in ("silence", "dup", "stale") or s.timer.kind is TimerKind.BACKOFF:
+            first.feed(TimerFired(s.saga_id, s.timer.token), now=s.timer.due_ms)
+        else:
+            first.feed(awaited_reply(first, outcome, "Boom"))
+    replay = Run(definition)
+    for event, now in first.inputs:
+        replay.feed(event, now=now)
+    assert replay.decisions == first.decisions
+    assert [d.state for d in replay.decisions] == [d.state for d in first.decisions]
+
+
+# --------------------------------------------------------------------------- stateful test
+
+
+@dataclass(frozen=True)
+class Seen:
+    event: Input
+    now: int
+
+
+class SagaLife(RuleBasedStateMachine):
+    """Any input, in any order, at any time: the invariants hold after every one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run: Run | None = None
+        self.history: list[Seen] = []
+
+    @initialize(definition=definitions())
+    def begin(self, definition: SagaDefinition) -> None:
+        self.run = Run(definition)
+        self.run.start()
+        self.history.append(Seen(*self.run.inputs[-1]))
+
+    def feed(self, event: Input, now: int | None = None) -> None:
+        assert self.run is not None
+        before = self.run.state
+        decision = self.run.feed(event, now)
+        again = decide(self.run.definition, before, event, self.run.now)
+        assert again == decision, "decide is not deterministic"
+        if before is not None and before.status.terminal:
+            assert decision.state is before, "terminal states absorb"
+            assert not any(isinstance(e, SendCommand) for e in decision.effects)
+        self.history.append(Seen(event, self.run.now))
+
+    @property
+    def active(self) -> bool:
+        return (
+            self.run is not None
+            and self.run.state is not None
+            and (not self.run.state.status.terminal)
+        )
+
+    @precondition(lambda self: self.active)
+    @rule(outcome=st.sampled_from(["ok", "fail", "retry"]), error=st.sampled_from(["E", "Fatal"]))
+    def reply_to_what_is_awaited(self, outcome: str, error: str) -> None:
+        assert self.run is not None
+        event = awaited_reply(self.run, outcome, error)
+        self.feed(event)
+
+    @precondition(lambda self: self.active)
+    @rule()
+    def time_passes_until_the_timer(self) -> None:
+        assert self.run is not None
+        assert self.run.state is not None
+        timer = self.run.state.timer
+        assert timer is not None
+        event = TimerFired(self.run.saga_id, timer.token)
+        self.feed(event, now=timer.due_ms)
+
+    @precondition(lambda self: self.run is not None and bool(self.history))
+    @rule(pick=st.integers(min_value=0))
+    def an_old_input_is_delivered_again(self, pick: int) -> None:
+        assert self.run is not None
+        seen = self.history[pick % len(self.history)]
+        self.feed(seen.event)
+
+    @precondition(lambda self: self.run is not None)
+    @rule(
+        step=st.integers(0, 6),
+        action=st.sampled_from(Action),
+        attempt=st.integers(1, 5),
+        success=st.booleans(),
+    )
+    def a_reply_arrives_for_any_step(
+        self, step: int, action: Action, attempt: int, success: bool
+    ) -> None:
+        assert self.run is not None
+        name = f"s{step}"
+        event: Input = (
+            StepSucceeded(self.run.saga_id, name, action, attempt, b"{}")
+            if success
+            else StepFailed(self.run.saga_id, name, action, attempt, "E", "x", True)
+        )
+        self.feed(event)
+
+    @invariant()
+    def commands_timers_and_outcome_are_consistent(self) -> None:
+        if self.run is None:
+            return
+        check_commands(self.run)
+        check_timers(self.run)
+        check_outcome(self.run)
+
+    @invariant()
+    def at_most_one_command_in_flight(self) -> None:
+        if self.run is None or self.run.state is None:
+            return
+        state = self.run.state
+        if state.status.terminal:
+            assert state.timer is None
+        else:
+            assert state.timer is not None
+
+
+SagaLife.TestCase.settings = settings(
+    max_examples=500,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+test_saga_life = SagaLife.TestCase
