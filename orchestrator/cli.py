@@ -1,0 +1,140 @@
+"""The ``ksaga`` command line (click): wiring only, every command delegates to a module.
+
+Usage errors exit 2 (click's convention); a ``KsagaError`` (bad definition, bad config, broker
+trouble) prints its fix-it message and exits 1, without a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import signal
+import sys
+import threading
+from typing import Any, NoReturn
+
+import click
+
+from orchestrator.core import StepKind
+from orchestrator.dsl import Saga
+from orchestrator.errors import ConfigError, KsagaError
+from orchestrator.registry import Registry
+
+__all__ = ["main"]
+
+
+def _load_registry(module: str) -> Registry:
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"saga module {module!r} not found ({exc}); pass --sagas <module> naming a module"
+            " with a SAGAS tuple"
+        ) from exc
+    sagas = getattr(loaded, "SAGAS", None)
+    if sagas is None:
+        raise ConfigError(f"module {module!r} has no SAGAS tuple listing the sagas to run")
+    return Registry(sagas)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """ksaga: Kafka-native saga orchestration."""
+
+
+@cli.command()
+@click.option("--no-broker", is_flag=True, help="Skip starting the local Kafka broker.")
+def demo(no_broker: bool) -> None:
+    """Start a local broker and run the order saga's stories through the state machine."""
+    from orchestrator.demo import run_demo  # noqa: PLC0415  (keeps `ksaga --help` fast)
+
+    run_demo(with_broker=not no_broker)
+
+
+@cli.command()
+@click.option("--sagas", "module", default="sagas", show_default=True, help="Saga list module.")
+def check(module: str) -> None:
+    """Validate the saga definitions and print their steps."""
+    registry = _load_registry(module)
+    for name, saga in registry.sagas.items():
+        _print_saga(name, saga)
+    click.secho(f"{len(registry.sagas)} saga(s) valid", fg="green")
+
+
+def _print_saga(name: str, saga: type[Saga[Any]]) -> None:
+    click.secho(
+        f"{name}  (trigger: {saga.trigger.event.__name__} on {saga.trigger.topic})", bold=True
+    )
+    for i, step in enumerate(saga.definition.steps, start=1):
+        undo = (
+            f"undo {step.compensation.command_type}"
+            if step.compensation
+            else {StepKind.PIVOT: "pivot", StepKind.READ_ONLY: "read-only"}[step.kind]
+        )
+        attempts = step.retry.maximum_attempts or "unlimited"
+        click.echo(
+            f"  {i}. {step.name:<16} {step.command_type} -> {step.command_topic}"
+            f"  [{undo}; attempts {attempts}; timeout {step.timeout_ms} ms]"
+        )
+
+
+@cli.command()
+@click.option("--sagas", "module", default="sagas", show_default=True, help="Saga list module.")
+@click.argument("saga_type")
+def graph(module: str, saga_type: str) -> None:
+    """Print a saga as a Mermaid flowchart (forward path and compensations)."""
+    registry = _load_registry(module)
+    saga = registry.sagas.get(saga_type)
+    if saga is None:
+        raise click.BadParameter(f"unknown saga type; known: {', '.join(registry.sagas)}")
+    steps = saga.definition.steps
+    lines = ["flowchart LR", "  start((start))"]
+    prev = "start"
+    for step in steps:
+        lines.append(f"  {prev} --> {step.name}[{step.command_type}]")
+        if step.compensation is not None:
+            lines.append(f"  {step.name} -. fails later .-> undo_{step.name}")
+            lines.append(f"  undo_{step.name}[{step.compensation.command_type}]")
+        prev = step.name
+    lines.append(f"  {prev} --> done((COMPLETED))")
+    click.echo("\n".join(lines))
+
+
+@cli.group()
+def kafka() -> None:
+    """The project's own local Apache Kafka (KRaft) for development."""
+
+
+@kafka.command("start")
+@click.option("--nodes", type=click.IntRange(1, 5), default=1, show_default=True)
+def kafka_start(nodes: int) -> None:
+    """Run a local broker (or a 3+ node cluster) in the foreground until Ctrl-C."""
+    from orchestrator.testing.kafka_cluster import KafkaBroker, KafkaCluster  # noqa: PLC0415
+
+    cluster = KafkaBroker() if nodes == 1 else KafkaCluster(size=nodes)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with cluster:
+        click.secho(
+            f"Kafka {cluster.version} ready: bootstrap.servers={cluster.bootstrap_servers}"
+            f" (started in {cluster.startup_seconds:.1f} s; logs in {cluster.log_dir})",
+            fg="green",
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+        click.echo("stopping...")
+
+
+def main() -> NoReturn:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KsagaError as exc:
+        click.secho(f"ksaga: {exc}", fg="red", err=True)
+        sys.exit(1)
+    sys.exit(0)
