@@ -105,6 +105,15 @@ def kafka() -> None:
     """The project's own local Apache Kafka (KRaft) for development."""
 
 
+@kafka.command("jars")
+def kafka_jars_command() -> None:
+    """Resolve the broker jars with Maven into the cache (offline afterwards)."""
+    from orchestrator.testing.kafka_cluster import kafka_jars  # noqa: PLC0415
+
+    jars = kafka_jars()
+    click.echo(f"Kafka {jars.version} jars in {jars.libs_dir}")
+
+
 @kafka.command("start")
 @click.option("--nodes", type=click.IntRange(1, 5), default=1, show_default=True)
 def kafka_start(nodes: int) -> None:
