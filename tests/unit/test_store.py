@@ -1,0 +1,347 @@
+"""The store contract, run against every implementation, plus the two properties restore needs.
+
+* One contract suite over ``MemorySagaStore`` and ``RocksSagaStore``.
+* A Hypothesis state machine applying random batches, wipes and reopens to both stores and a
+  plain dict model: all three stay equal, and the due-time index equals the pending timers of
+  the stored states (I3).
+* kill -9 during a loop of ``apply`` calls never leaves a torn batch, and loses nothing that
+  ``apply`` acknowledged (``sync=False``, process kill only).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from orchestrator.core import Action, SagaState, SagaStatus, Timer, TimerKind
+from orchestrator.store import (
+    STORE_FORMAT_VERSION,
+    DueTimer,
+    MemorySagaStore,
+    RocksSagaStore,
+    SagaStore,
+    StoreBatch,
+    StoreMeta,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = {"block_cache_bytes": 4 << 20, "write_buffer_bytes": 2 << 20}
+
+
+def state(saga_id: str, version: int = 1, timer: Timer | None = None) -> SagaState:
+    return SagaState(
+        saga_id=saga_id,
+        saga_type="test",
+        status=SagaStatus.RUNNING,
+        data=b"payload-" + saga_id.encode(),
+        step=0,
+        action=Action.DO,
+        attempt=1,
+        timer=timer,
+        completed=(),
+        to_compensate=(),
+        failure=None,
+        version=version,
+        started_ms=0,
+        updated_ms=version,
+    )
+
+
+def timer(due_ms: int, token: str = "tok") -> Timer:
+    return Timer(token, due_ms, TimerKind.TIMEOUT)
+
+
+def open_rocks(path: Path) -> RocksSagaStore:
+    return RocksSagaStore(path, **SMALL)
+
+
+@pytest.fixture(params=["memory", "rocks"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SagaStore]:
+    made: SagaStore = MemorySagaStore() if request.param == "memory" else open_rocks(tmp_path)
+    yield made
+    made.close()
+
+
+# --------------------------------------------------------------------------- contract
+
+
+def test_put_get_get_many(store: SagaStore) -> None:
+    assert store.get(0, "a") is None
+    assert store.get_many(0, []) == {}
+    a, b = state("a", timer=timer(5)), state("b", version=7)
+    store.apply(StoreBatch.of([(0, a), (0, b)]))
+    assert store.get(0, "a") == a
+    assert store.get(1, "a") is None  # states live per partition
+    assert store.get_many(0, ["b", "missing", "a"]) == {"a": a, "b": b}
+    a2 = replace(a, version=2, timer=None)
+    store.apply(StoreBatch.of([(0, a2)]))
+    assert store.get(0, "a") == a2
+    assert list(store.states(0)) == [a2, b]
+
+
+def test_delete(store: SagaStore) -> None:
+    store.apply(StoreBatch.of([(0, state("a", timer=timer(5))), (0, state("b"))]))
+    store.apply(StoreBatch.of(deletes=[(0, "a"), (0, "never-stored")]))
+    assert store.get(0, "a") is None
+    assert [s.saga_id for s in store.states(0)] == ["b"]
+    assert store.due_timers(0, 10**12, 100) == []
+
+
+def test_checkpoints_per_partition(store: SagaStore) -> None:
+    assert store.checkpoint(0) is None
+    store.apply(StoreBatch.of(checkpoints={0: 10, 3: 4}))
+    store.apply(StoreBatch.of([(0, state("a"))], checkpoints={0: 11}))
+    assert (store.checkpoint(0), store.checkpoint(3), store.checkpoint(1)) == (11, 4, None)
+
+
+def test_due_timers_order_limit_until(store: SagaStore) -> None:
+    dues = {"c": 30, "a": 10, "b": 10, "d": 40, "e": 5}
+    store.apply(StoreBatch.of([(1, state(s, timer=timer(d, f"t-{s}"))) for s, d in dues.items()]))
+    store.apply(StoreBatch.of([(2, state("other", timer=timer(1)))]))
+    assert store.due_timers(1, 10**12, 100) == [
+        DueTimer(5, "e", "t-e"),
+        DueTimer(10, "a", "t-a"),
+        DueTimer(10, "b", "t-b"),
+        DueTimer(30, "c", "t-c"),
+        DueTimer(40, "d", "t-d"),
+    ]
+    assert [t.saga_id for t in store.due_timers(1, 10, 100)] == ["e", "a", "b"]  # inclusive
+    assert [t.saga_id for t in store.due_timers(1, 9, 100)] == ["e"]
+    assert [t.saga_id for t in store.due_timers(1, 10**12, 2)] == ["e", "a"]
+    assert store.due_timers(1, 4, 100) == []
+    assert store.due_timers(1, 100, 0) == []
+    assert store.due_timers(0, 100, 10) == []
+
+
+def test_index_follows_timer_changes_and_deletes(store: SagaStore) -> None:
+    store.apply(StoreBatch.of([(0, state("a", timer=timer(10, "x"))), (0, state("b"))]))
+    store.apply(StoreBatch.of([(0, state("a", 2, timer(20, "y"))), (0, state("b", 2, timer(5)))]))
+    assert store.due_timers(0, 100, 10) == [DueTimer(5, "b", "tok"), DueTimer(20, "a", "y")]
+    # Same due time, new token: the entry is replaced, not duplicated.
+    store.apply(StoreBatch.of([(0, state("a", 3, timer(20, "z")))]))
+    assert store.due_timers(0, 100, 10) == [DueTimer(5, "b", "tok"), DueTimer(20, "a", "z")]
+    store.apply(StoreBatch.of([(0, state("a", 4, None))], deletes=[(0, "b")]))
+    assert store.due_timers(0, 100, 10) == []
+
+
+def test_wipe_partition_touches_only_that_partition(store: SagaStore) -> None:
+    for p in (0, 1, 2):
+        store.apply(
+            StoreBatch.of(
+                [(p, state(f"s{p}", timer=timer(p))), (p, state(f"u{p}"))], checkpoints={p: 100 + p}
+            )
+        )
+    store.wipe_partition(1)
+    assert list(store.states(1)) == []
+    assert store.due_timers(1, 100, 10) == []
+    assert store.checkpoint(1) is None
+    for p in (0, 2):
+        assert [s.saga_id for s in store.states(p)] == [f"s{p}", f"u{p}"]
+        assert store.due_timers(p, 100, 10) == [DueTimer(p, f"s{p}", "tok")]
+        assert store.checkpoint(p) == 100 + p
+    store.apply(StoreBatch.of([(1, state("s1", 2))], checkpoints={1: 7}))  # usable after a wipe
+    assert store.get(1, "s1") == state("s1", 2)
+    assert store.checkpoint(1) == 7
+
+
+def test_meta_round_trip(store: SagaStore) -> None:
+    assert store.get_meta() is None
+    meta = StoreMeta(STORE_FORMAT_VERSION, "ksaga.state", 32)
+    store.set_meta(meta)
+    assert store.get_meta() == meta
+    store.set_meta(replace(meta, partitions=8))
+    assert store.get_meta() == replace(meta, partitions=8)
+
+
+def test_invalid_batches_raise_before_writing() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        StoreBatch.of([(0, state("a"))], deletes=[(0, "a")])
+    with pytest.raises(ValueError, match="twice"):
+        StoreBatch(checkpoints=((0, 1), (0, 2)))
+    with pytest.raises(ValueError, match="partition"):
+        StoreBatch.of([(-1, state("a"))])
+    with pytest.raises(ValueError, match="due_ms"):
+        StoreBatch.of([(0, state("a", timer=timer(-1)))])
+    with pytest.raises(ValueError, match="offset"):
+        StoreBatch.of(checkpoints={0: -1})
+
+
+def test_rocks_reopen_keeps_everything(tmp_path: Path) -> None:
+    meta = StoreMeta(STORE_FORMAT_VERSION, "ksaga.state", 4)
+    a, b = state("a", 3, timer(50, "ta")), state("ü-b", 1)
+    with open_rocks(tmp_path) as store:
+        store.apply(StoreBatch.of([(2, a), (3, b)], checkpoints={2: 9, 3: 1}))
+        store.set_meta(meta)
+    with open_rocks(tmp_path) as store:
+        assert store.get(2, "a") == a
+        assert store.get(3, "ü-b") == b
+        assert (store.checkpoint(2), store.checkpoint(3)) == (9, 1)
+        assert store.due_timers(2, 100, 10) == [DueTimer(50, "a", "ta")]
+        assert store.get_meta() == meta
+        store.close()  # idempotent with the context manager's close
+
+
+# --------------------------------------------------------------------------- property
+
+SAGAS = [f"s{i}" for i in range(8)]
+PARTITIONS = (0, 1, 2)
+
+
+def partition_of(saga_id: str) -> int:
+    return int(saga_id[1:]) % len(PARTITIONS)
+
+
+timers = st.one_of(
+    st.none(),
+    st.builds(timer, st.integers(0, 40), st.sampled_from(["a", "b"])),
+)
+changes = st.dictionaries(
+    st.sampled_from(SAGAS),
+    st.one_of(st.none(), st.tuples(st.integers(0, 9), timers)),  # None: a tombstone
+    max_size=6,
+)
+checkpoint_maps = st.dictionaries(st.sampled_from(PARTITIONS), st.integers(0, 1000), max_size=3)
+
+
+class StoresAgree(RuleBasedStateMachine):
+    """Both stores and a dict model see the same batches; they must never disagree.
+
+    One RocksDB serves every example (opening one costs ~15 ms): each example starts by wiping
+    its partitions, which is then part of what is tested.
+    """
+
+    def __init__(self, rocks: list[RocksSagaStore]) -> None:
+        super().__init__()
+        self.shared = rocks
+        for p in PARTITIONS:
+            self.rocks.wipe_partition(p)
+        self.memory = MemorySagaStore()
+        self.model: dict[str, SagaState] = {}
+        self.model_checkpoints: dict[int, int] = {}
+        self.reopen_calls = 0
+
+    @property
+    def rocks(self) -> RocksSagaStore:
+        return self.shared[0]
+
+    @rule(change=changes, checkpoints=checkpoint_maps)
+    def apply(
+        self, change: dict[str, tuple[int, Timer | None] | None], checkpoints: dict[int, int]
+    ) -> None:
+        puts = [(partition_of(s), state(s, c[0], c[1])) for s, c in change.items() if c is not None]
+        deletes = [(partition_of(s), s) for s, c in change.items() if c is None]
+        batch = StoreBatch.of(puts, deletes, checkpoints)
+        self.rocks.apply(batch)
+        self.memory.apply(batch)
+        self.model.update({s.saga_id: s for _, s in puts})
+        for _, saga_id in deletes:
+            self.model.pop(saga_id, None)
+        self.model_checkpoints.update(checkpoints)
+
+    @rule(partition=st.sampled_from(PARTITIONS))
+    def wipe(self, partition: int) -> None:
+        self.rocks.wipe_partition(partition)
+        self.memory.wipe_partition(partition)
+        self.model = {s: v for s, v in self.model.items() if partition_of(s) != partition}
+        self.model_checkpoints.pop(partition, None)
+
+    @rule()
+    def reopen(self) -> None:
+        self.reopen_calls += 1
+        if self.reopen_calls % 8 == 1:  # a reopen costs ~20 ms: the first and every 8th call
+            path = self.rocks.path
+            self.rocks.close()
+            self.shared[0] = open_rocks(path)
+
+    @invariant()
+    def stores_equal_model_and_index_equals_pending_timers(self) -> None:
+        for p in PARTITIONS:
+            expected = [self.model[s] for s in sorted(self.model) if partition_of(s) == p]
+            pending = sorted(
+                DueTimer(s.timer.due_ms, s.saga_id, s.timer.token)
+                for s in expected
+                if s.timer is not None
+            )
+            for store in (self.rocks, self.memory):
+                assert list(store.states(p)) == expected
+                assert store.checkpoint(p) == self.model_checkpoints.get(p)
+                assert store.due_timers(p, 10**12, 1000) == pending  # I3
+                assert store.due_timers(p, 20, 2) == [t for t in pending if t.due_ms <= 20][:2]
+                ids = [*SAGAS, "nope"]
+                assert store.get_many(p, ids) == {s.saga_id: s for s in expected}
+
+
+def test_random_batches_keep_stores_equal_and_index_exact(tmp_path: Path) -> None:
+    rocks = [open_rocks(tmp_path)]
+
+    class OnThisStore(StoresAgree):
+        def __init__(self) -> None:
+            super().__init__(rocks)
+
+    try:
+        run_state_machine_as_test(
+            OnThisStore,
+            settings=settings(
+                max_examples=200,
+                stateful_step_count=15,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
+    finally:
+        rocks[0].close()
+
+
+# --------------------------------------------------------------------------- kill -9
+
+K = 50  # states per batch, 32 KiB each: batches span memtable flushes
+
+
+def test_write_batch_is_atomic_under_kill_9(tmp_path: Path) -> None:
+    """Five SIGKILLs at random moments: never a torn batch, never a lost acknowledged one."""
+    rng = random.Random()
+    path = tmp_path / "db"
+    acknowledged = 0
+    for _ in range(5):
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.unit.store_crash_child", str(path), str(K)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert child.stdout is not None
+            first = child.stdout.readline()  # blocks until one batch of this run is applied
+            assert first, f"the child died before its first batch (exit {child.wait()})"
+            time.sleep(rng.uniform(0.0, 0.08))
+            child.send_signal(signal.SIGKILL)
+            rest = child.stdout.read()
+            assert child.wait(timeout=10) == -signal.SIGKILL
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        acknowledged = int((first + rest).split()[-1])
+
+        with open_rocks(path) as store:
+            batch = store.checkpoint(0)
+            assert batch is not None
+            assert batch >= acknowledged  # a process kill loses nothing apply acknowledged
+            states = list(store.states(0))
+            assert len(states) == K
+            assert {s.version for s in states} == {batch}  # states agree with the checkpoint
+            assert {s.data for s in states} == {bytes([batch % 256]) * 32_768}
+            due = store.due_timers(0, 10**12, 10 * K)
+            assert {(t.due_ms, t.token) for t in due} == {(batch, f"t{batch}")}
+            assert len(due) == K  # old index entries went with the old states
