@@ -7,7 +7,6 @@ trouble) prints its fix-it message and exits 1, without a traceback.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import signal
 import sys
 import threading
@@ -17,24 +16,10 @@ import click
 
 from orchestrator.core import StepKind
 from orchestrator.dsl import Saga
-from orchestrator.errors import ConfigError, KsagaError
-from orchestrator.registry import Registry
+from orchestrator.errors import KsagaError
+from orchestrator.registry import load_registry
 
 __all__ = ["main"]
-
-
-def _load_registry(module: str) -> Registry:
-    try:
-        loaded = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        raise ConfigError(
-            f"saga module {module!r} not found ({exc}); pass --sagas <module> naming a module"
-            " with a SAGAS tuple"
-        ) from exc
-    sagas = getattr(loaded, "SAGAS", None)
-    if sagas is None:
-        raise ConfigError(f"module {module!r} has no SAGAS tuple listing the sagas to run")
-    return Registry(sagas)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,7 +40,7 @@ def demo(no_broker: bool) -> None:
 @click.option("--sagas", "module", default="sagas", show_default=True, help="Saga list module.")
 def check(module: str) -> None:
     """Validate the saga definitions and print their steps."""
-    registry = _load_registry(module)
+    registry = load_registry(module)
     for name, saga in registry.sagas.items():
         _print_saga(name, saga)
     click.secho(f"{len(registry.sagas)} saga(s) valid", fg="green")
@@ -83,7 +68,7 @@ def _print_saga(name: str, saga: type[Saga[Any]]) -> None:
 @click.argument("saga_type")
 def graph(module: str, saga_type: str) -> None:
     """Print a saga as a Mermaid flowchart (forward path and compensations)."""
-    registry = _load_registry(module)
+    registry = load_registry(module)
     saga = registry.sagas.get(saga_type)
     if saga is None:
         raise click.BadParameter(f"unknown saga type; known: {', '.join(registry.sagas)}")
@@ -98,6 +83,75 @@ def graph(module: str, saga_type: str) -> None:
         prev = step.name
     lines.append(f"  {prev} --> done((COMPLETED))")
     click.echo("\n".join(lines))
+
+
+@cli.command()
+@click.option("--bootstrap", envvar="KSAGA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
+@click.option("--replica-id", envvar="KSAGA_REPLICA_ID", help="Stable replica identity.")
+@click.option("--state-dir", envvar="KSAGA_STATE_DIR", help="RocksDB directory of this replica.")
+@click.option("--log-level", default="INFO", show_default=True)
+def run(
+    bootstrap: str | None, replica_id: str | None, state_dir: str | None, log_level: str
+) -> None:
+    """Run one orchestrator replica (settings from KSAGA_* variables; options override them)."""
+    from orchestrator.app import configure_logging, run_replica  # noqa: PLC0415
+    from orchestrator.config import load_settings  # noqa: PLC0415
+
+    overrides = {
+        k: v
+        for k, v in {
+            "bootstrap_servers": bootstrap, "replica_id": replica_id, "state_dir": state_dir,
+        }.items()
+        if v is not None
+    }  # fmt: skip
+    settings = load_settings(**overrides)
+    configure_logging(log_level)
+    sys.exit(run_replica(settings))
+
+
+@cli.group()
+def topics() -> None:
+    """Administer ksaga's topics."""
+
+
+@topics.command("create")
+@click.option("--bootstrap", envvar="KSAGA_BOOTSTRAP_SERVERS", required=True)
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 10_000),
+    required=True,
+    help="P for inbox and state (fixed forever: choose it for the largest deployment).",
+)
+@click.option(
+    "--replication-factor",
+    type=int,
+    default=-1,
+    show_default=True,
+    help="-1: the broker's default.",
+)
+@click.option("--sagas", "module", default="sagas", show_default=True)
+@click.option(
+    "--with-saga-topics/--only-ksaga-topics",
+    default=True,
+    show_default=True,
+    help="Also create the sagas' trigger and command topics when missing.",
+)
+def topics_create(
+    bootstrap: str, partitions: int, replication_factor: int, module: str, with_saga_topics: bool
+) -> None:
+    """Create inbox, state (compacted), history and dlq; idempotent."""
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+
+    from orchestrator.config import load_settings  # noqa: PLC0415
+    from orchestrator.topics import create_topics, plan_topics  # noqa: PLC0415
+
+    settings = load_settings(bootstrap_servers=bootstrap)
+    registry = load_registry(module)
+    extra = {*registry.trigger_topics, *registry.command_topics} if with_saga_topics else set()
+    admin = AdminClient({"bootstrap.servers": bootstrap, **settings.kafka})
+    results = create_topics(admin, plan_topics(settings, partitions, extra), replication_factor)
+    for name, result in sorted(results.items()):
+        click.echo(f"{result:<8} {name}")
 
 
 @cli.group()

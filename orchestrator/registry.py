@@ -7,6 +7,7 @@ registry is where duplicate saga types are caught, at start, not per record.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -15,7 +16,7 @@ from orchestrator.core import SagaDefinition
 from orchestrator.dsl import Saga
 from orchestrator.errors import ConfigError
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "load_registry"]
 
 
 class Registry:
@@ -61,3 +62,18 @@ class Registry:
                 if step.compensation is not None:
                     topics.add(step.compensation.command_topic)
         return frozenset(topics)
+
+
+def load_registry(module: str) -> Registry:
+    """The registry of the ``SAGAS`` tuple in ``module``, or a ConfigError saying what to fix."""
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"saga module {module!r} not found ({exc}); set KSAGA_SAGAS_MODULE (or --sagas) to a"
+            " module with a SAGAS tuple"
+        ) from exc
+    sagas = getattr(loaded, "SAGAS", None)
+    if sagas is None:
+        raise ConfigError(f"module {module!r} has no SAGAS tuple listing the sagas to run")
+    return Registry(sagas)

@@ -1,0 +1,104 @@
+"""The orchestrator's only door to confluent-kafka: client settings and librdkafka error classes.
+
+Every librdkafka error the loop handles maps to exactly one ``ErrorClass`` here (see
+``exactly-once.md``): RETRIABLE (call the same thing again), ABORT (abort the transaction, rewind
+to the committed offsets, redo the batch) or FATAL (no store write, close, exit non-zero so the
+supervisor restarts the replica). librdkafka's flags decide, in that order of precedence: fatal,
+then txn_requires_abort, then retriable; an error with none of them is fatal, because the
+producer's transactional state is then unknown (this includes ``_FENCED``: a newer instance with
+our ``transactional.id`` exists, or our transaction outlived ``transaction.timeout.ms``).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+
+from orchestrator.config import Settings
+
+__all__ = [
+    "ErrorClass",
+    "classify",
+    "consumer_config",
+    "new_consumer",
+    "new_producer",
+    "new_restore_consumer",
+    "producer_config",
+]
+
+
+class ErrorClass(Enum):
+    RETRIABLE = "retriable"
+    ABORT = "abort"
+    FATAL = "fatal"
+
+
+def classify(error: KafkaException | KafkaError) -> ErrorClass:
+    """The one outcome for a transactional-API error (librdkafka's flags, fatal first)."""
+    err: Any = error.args[0] if isinstance(error, KafkaException) else error
+    if not isinstance(err, KafkaError) or err.fatal():
+        return ErrorClass.FATAL
+    if err.txn_requires_abort():
+        return ErrorClass.ABORT
+    if err.retriable():
+        return ErrorClass.RETRIABLE
+    return ErrorClass.FATAL
+
+
+def _common(settings: Settings) -> dict[str, Any]:
+    return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka}
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    return {
+        **_common(settings),
+        "group.id": settings.group_id,
+        "client.id": f"ksaga-{settings.replica_id}",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": settings.session_timeout_ms,
+        "max.poll.interval.ms": settings.max_poll_interval_ms,
+        **({"group.instance.id": settings.replica_id} if settings.static_membership else {}),
+    }
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    return {
+        **_common(settings),
+        "client.id": f"ksaga-{settings.replica_id}",
+        "transactional.id": f"{settings.group_id}-{settings.replica_id}",
+        "transaction.timeout.ms": settings.transaction_timeout_ms,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": settings.linger_ms,
+        # Java-compatible placement for the topics ksaga does not place itself (commands).
+        "partitioner": "murmur2_random",
+    }
+
+
+def new_consumer(settings: Settings) -> Consumer:
+    return Consumer(consumer_config(settings))
+
+
+def new_producer(settings: Settings) -> Producer:
+    return Producer(producer_config(settings))
+
+
+def new_restore_consumer(settings: Settings) -> Consumer:
+    """Assign-only, read_committed, never commits: reads ``ksaga.state`` during restore."""
+    return Consumer(
+        {
+            **_common(settings),
+            "group.id": f"{settings.group_id}-restore-{settings.replica_id}",
+            "client.id": f"ksaga-{settings.replica_id}-restore",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )

@@ -1,0 +1,489 @@
+"""The transactional batch loop: consume, decide, produce, send offsets, commit, store.
+
+One consumer, one transactional producer, one thread. Per batch::
+
+    begin -> for each record: route a trigger / fold an inbox record through ``decide`` against
+    the overlay over the store -> produce state, history, commands, dead letters -> fire due timers
+    -> flush -> send_offsets_to_transaction(group metadata) -> commit -> store.apply(overlay)
+
+Kafka-side rules (``exactly-once.md``): the store is written only after ``commit_transaction``
+returns (I2), so an abort just drops the overlay and rewinds to the committed offsets. A newly
+assigned inbox partition is paused and restored here, in the loop, before any of its records is
+folded. ``consume`` is never called inside an open transaction, so rebalance callbacks never see
+one: a revoke drops the partition, an assign queues its restore. Errors follow ``kafka.classify``:
+RETRIABLE -> call again, ABORT -> abort and redo, FATAL -> ``FatalError`` (exit non-zero, the
+supervisor restarts the replica; its successor's ``init_transactions`` fences us).
+
+This module's ``if``s are about Kafka; what a saga does is ``decide``'s business.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import structlog
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+
+from orchestrator import clock
+from orchestrator.config import Settings
+from orchestrator.core import (
+    Decision,
+    Input,
+    SagaState,
+    SagaTriggered,
+    SendCommand,
+    TimerFired,
+    decide,
+)
+from orchestrator.errors import DecodeError, KsagaError
+from orchestrator.kafka import ErrorClass, classify
+from orchestrator.metrics import Metrics
+from orchestrator.partitioning import partition_for
+from orchestrator.records import (
+    OutRecord,
+    Source,
+    command_out,
+    dead_letter_out,
+    history_out,
+    start_out,
+    state_out,
+    timer_out,
+)
+from orchestrator.registry import Registry
+from orchestrator.restore import restore_partition
+from orchestrator.store import SagaStore, StoreBatch
+from orchestrator.wire import decode_input
+from schemas import headers
+
+__all__ = ["FatalError", "Orchestrator"]
+
+_log = structlog.get_logger("ksaga.loop")
+T = TypeVar("T")
+_RETRIES = 10
+
+
+class FatalError(KsagaError):
+    """The producer or the membership is gone: exit non-zero, let the supervisor restart us."""
+
+
+class _Abort(Exception):
+    """The transaction must be aborted and the batch redone from the committed offsets."""
+
+
+@dataclass
+class _Batch:
+    """One transaction's working set: the overlay over the store and what to commit."""
+
+    overlay: dict[str, tuple[int, SagaState]] = field(default_factory=dict)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    fired: dict[str, str] = field(default_factory=dict)
+    finished: list[SagaState] = field(default_factory=list)
+    records: int = 0
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        registry: Registry,
+        store: SagaStore,
+        consumer: Consumer,
+        producer: Producer,
+        restore_consumer: Consumer,
+        admin: AdminClient,
+        partitions: int,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.topics = settings.topics
+        self.registry = registry
+        self.store = store
+        self.consumer = consumer
+        self.producer = producer
+        self.restore_consumer = restore_consumer
+        self.admin = admin
+        self.partitions = partitions
+        self.metrics = metrics
+        self.active: set[int] = set()
+        self.pending_restore: set[int] = set()
+        self.assigned: set[tuple[str, int]] = set()
+        self._fired: dict[str, str] = {}  # saga id -> token already sent as TimerFired
+        self._delivery_errors: list[KafkaError] = []
+        self._state_offsets: dict[int, int] = {}
+        self.heartbeat = clock.monotonic()
+
+    # ------------------------------------------------------------------ life cycle
+
+    def run(self, stop: threading.Event) -> None:
+        self._call(lambda: self.producer.init_transactions(30))
+        topics = [self.topics.inbox, *sorted(self.registry.trigger_topics)]
+        self.consumer.subscribe(
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        _log.info("orchestrator started", replica=self.settings.replica_id, topics=topics)
+        while not stop.is_set():
+            self.step()
+        _log.info("orchestrator stopping: leaving the group")
+
+    @property
+    def ready(self) -> bool:
+        """Every owned inbox partition restored (the readiness probe)."""
+        return bool(self.assigned) and not self.pending_restore
+
+    def step(self) -> None:
+        """One turn: restore what is pending, then one batch (if there is anything to do)."""
+        self.heartbeat = clock.monotonic()
+        self._restore_pending()
+        messages = self.consumer.consume(
+            self.settings.batch_max_records, timeout=self.settings.batch_max_ms / 1000
+        )
+        now = clock.wall_ms()
+        due = self._due_timers(now)
+        if not messages and not due:
+            return
+        try:
+            batch = self._transaction(messages, due, now)
+        except _Abort as exc:
+            self.metrics.aborts.inc()
+            _log.warning("transaction aborted; redoing the batch", reason=str(exc))
+            self._abort_and_rewind()
+            return
+        self._apply(batch)
+
+    # ------------------------------------------------------------------ the transaction
+
+    def _transaction(
+        self, messages: list[Message], due: list[tuple[int, str, str, int]], now: int
+    ) -> _Batch:
+        batch = _Batch()
+        self._delivery_errors.clear()
+        self._state_offsets.clear()
+        self._call(self.producer.begin_transaction)
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    _log.warning("consumer error", error=str(err))
+                continue
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            assert topic is not None
+            assert partition is not None
+            assert offset is not None
+            batch.offsets[(topic, partition)] = offset + 1
+            batch.records += 1
+            if topic == self.topics.inbox:
+                self._fold(msg, batch, Source(topic, partition, offset))
+            else:
+                self._route(msg, batch, Source(topic, partition, offset), now)
+        for partition, saga_id, token, due_ms in due:
+            self._produce(timer_out(self.topics.inbox, partition, saga_id, token, due_ms))
+            batch.fired[saga_id] = token
+        self.metrics.timers_fired.inc(len(due))
+        if self.producer.flush(30):
+            raise _Abort("records still undelivered after 30 s")
+        if self._delivery_errors:
+            raise _Abort(f"delivery failed: {self._delivery_errors[0]}")
+        if batch.offsets:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
+            metadata = self.consumer.consumer_group_metadata()
+            self._call(lambda: self.producer.send_offsets_to_transaction(offsets, metadata, 30))
+        began = clock.monotonic()
+        self._call(lambda: self.producer.commit_transaction(30))
+        self.metrics.commit_seconds.observe(clock.monotonic() - began)
+        self.metrics.batch_records.observe(batch.records)
+        return batch
+
+    def _fold(self, msg: Message, batch: _Batch, source: Source) -> None:
+        try:
+            event = decode_input(msg.value())
+        except DecodeError as exc:
+            self._dead_letter(msg, source, exc.reason, "DecodeError", str(exc))
+            return
+        saga_id = event.saga_id
+        if partition_for(saga_id, self.partitions) != source.partition:
+            self._dead_letter(
+                msg, source, "wrong-partition", "Reject",
+                f"saga {saga_id!r} lives in partition {partition_for(saga_id, self.partitions)}",
+            )  # fmt: skip
+            return
+        state = self._state(batch, source.partition, saga_id)
+        saga_type = state.saga_type if state else (
+            event.saga_type if isinstance(event, SagaTriggered) else None
+        )  # fmt: skip
+        if saga_type is None:
+            if isinstance(event, TimerFired):
+                self.metrics.ignored.labels("stale-timer").inc()
+            else:
+                self._dead_letter(msg, source, "unknown-saga", "Reject", f"no saga {saga_id!r}")
+            return
+        definition = self.registry.definition(saga_type)
+        if definition is None:
+            self._dead_letter(
+                msg, source, "unknown-saga-type", "Reject", f"no saga type {saga_type!r} here"
+            )
+            return
+        now = _timestamp(msg)
+        try:
+            decision = decide(definition, state, event, now)
+        except Exception as exc:  # a bug must not stop the loop: park the record
+            _log.exception("decide raised", saga_id=saga_id)
+            self._dead_letter(msg, source, "internal-error", type(exc).__name__, str(exc))
+            return
+        self._emit(batch, source=source, before=state, event=event, decision=decision, now=now)
+        if decision.rejected is not None:
+            reject = decision.rejected
+            self._dead_letter(msg, source, reject.reason.value, "Reject", reject.detail)
+
+    def _emit(
+        self,
+        batch: _Batch,
+        *,
+        source: Source,
+        before: SagaState | None,
+        event: Input,
+        decision: Decision,
+        now: int,
+    ) -> None:
+        if decision.ignored is not None:
+            self.metrics.ignored.labels(decision.ignored.reason.value).inc()
+            return
+        state = decision.state
+        if state is None or state is before:
+            return
+        partition = source.partition
+        batch.overlay[state.saga_id] = (partition, state)
+        self._produce(state_out(self.topics.state, partition, state), state_partition=partition)
+        if self.settings.history:
+            self._produce(
+                history_out(
+                    self.topics.history, partition, before=before.status if before else None,
+                    decision=decision, event=event, source=source, at_ms=now,
+                )
+            )  # fmt: skip
+        for effect in decision.effects:
+            if isinstance(effect, SendCommand):
+                self._produce(command_out(effect, self.topics.inbox, partition, now))
+                self.metrics.commands.labels(effect.action.value).inc()
+        if before is None:
+            self.metrics.started.labels(state.saga_type).inc()
+        if state.status.terminal:
+            batch.finished.append(state)
+
+    def _route(self, msg: Message, batch: _Batch, source: Source, now: int) -> None:
+        """A trigger -> StartSaga in the saga's inbox partition, in this transaction."""
+        sagas = self.registry.for_trigger_topic(source.topic)
+        wanted = headers.last_header(_headers(msg), headers.RECORD_TYPE)
+        if wanted is not None:
+            sagas = tuple(s for s in sagas if s.trigger.event.__name__ == wanted.decode())
+        errors: list[str] = []
+        routed = 0
+        for saga in sagas:
+            try:
+                saga_id, data = saga.route(msg.value() or b"")
+            except Exception as exc:
+                errors.append(f"{saga.name}: {type(exc).__name__}: {exc}")
+                continue
+            partition = partition_for(saga_id, self.partitions)
+            self._produce(
+                start_out(
+                    self.topics.inbox, partition, saga_id=saga_id, saga_type=saga.name,
+                    data=data, source=source, at_ms=_timestamp(msg),
+                )
+            )  # fmt: skip
+            routed += 1
+        if not routed:
+            reason = "bad-trigger" if errors else "unroutable-trigger"
+            self._dead_letter(msg, source, reason, "TriggerError", "; ".join(errors)[:1000])
+        self.metrics.triggers.inc(routed)
+
+    def _dead_letter(
+        self, msg: Message, source: Source, reason: str, error_class: str, message: str
+    ) -> None:
+        self.metrics.dead_letters.labels(reason).inc()
+        _log.warning(
+            "dead-lettered",
+            reason=reason,
+            error_class=error_class,
+            topic=source.topic,
+            partition=source.partition,
+            offset=source.offset,
+            detail=message,
+        )
+        self._produce(
+            dead_letter_out(
+                self.topics.dlq, source, msg.key(), msg.value(), _headers(msg),
+                reason=reason, error_class=error_class, message=message, now=clock.wall_ms(),
+            )
+        )  # fmt: skip
+
+    def _state(self, batch: _Batch, partition: int, saga_id: str) -> SagaState | None:
+        if saga_id in batch.overlay:
+            return batch.overlay[saga_id][1]
+        return self.store.get(partition, saga_id)
+
+    # ------------------------------------------------------------------ producing
+
+    def _produce(self, record: OutRecord, state_partition: int | None = None) -> None:
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                self._delivery_errors.append(err)
+            elif state_partition is not None:
+                offset = msg.offset()
+                assert offset is not None
+                previous = self._state_offsets.get(state_partition, -1)
+                self._state_offsets[state_partition] = max(previous, offset + 1)
+
+        kwargs: dict[str, Any] = {
+            "key": record.key,
+            "value": record.value,
+            "headers": record.headers,
+            "on_delivery": delivered,
+        }
+        if record.partition is not None:
+            kwargs["partition"] = record.partition
+        for _ in range(_RETRIES * 100):
+            try:
+                self.producer.produce(record.topic, **kwargs)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+            except KafkaException as exc:
+                self._raise_for(exc)
+        raise _Abort("producer queue stayed full")
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Call a transactional API, retrying RETRIABLE errors, mapping the others."""
+        for attempt in range(_RETRIES):
+            try:
+                return fn()
+            except KafkaException as exc:
+                if classify(exc) is not ErrorClass.RETRIABLE or attempt == _RETRIES - 1:
+                    self._raise_for(exc)
+                _log.info("retriable Kafka error; calling again", error=str(exc))
+        raise AssertionError("unreachable")
+
+    def _raise_for(self, exc: KafkaException) -> None:
+        cls = classify(exc)
+        if cls is ErrorClass.ABORT:
+            raise _Abort(str(exc)) from exc
+        self.metrics.fatal.inc()
+        raise FatalError(f"fatal Kafka error ({cls.value}): {exc}") from exc
+
+    # ------------------------------------------------------------------ after commit / abort
+
+    def _apply(self, batch: _Batch) -> None:
+        """The commit returned: make the overlay the store's, with the state-topic checkpoints."""
+        puts = list(batch.overlay.values())
+        if puts or self._state_offsets:
+            self.store.apply(StoreBatch.of(puts, (), dict(self._state_offsets)))
+        for saga_id in batch.overlay:
+            self._fired.pop(saga_id, None)
+        self._fired.update(batch.fired)
+        for state in batch.finished:
+            self.metrics.finished.labels(state.saga_type, state.status.value).inc()
+            _log.info("saga finished", saga_id=state.saga_id, status=state.status.value)
+        self.metrics.transactions.inc()
+
+    def _abort_and_rewind(self) -> None:
+        try:
+            self._call(lambda: self.producer.abort_transaction(30))
+        except _Abort as exc:
+            raise FatalError(f"abort_transaction failed: {exc}") from exc
+        if not self.assigned:
+            return
+        owned = [TopicPartition(t, p) for t, p in sorted(self.assigned)]
+        committed = self.consumer.committed(owned, timeout=30)
+        for tp in committed:
+            target = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            try:
+                self.consumer.seek(TopicPartition(tp.topic, tp.partition, target))
+            except KafkaException as exc:
+                _log.warning("seek after abort failed", topic=tp.topic, error=str(exc))
+
+    # ------------------------------------------------------------------ timers
+
+    def _due_timers(self, now: int) -> list[tuple[int, str, str, int]]:
+        due = []
+        budget = self.settings.timer_scan_limit
+        for partition in sorted(self.active):
+            for timer in self.store.due_timers(partition, now, budget):
+                if self._fired.get(timer.saga_id) != timer.token:
+                    due.append((partition, timer.saga_id, timer.token, timer.due_ms))
+            if len(due) >= budget:
+                break
+        return due[:budget]
+
+    # ------------------------------------------------------------------ rebalance
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        consumer.incremental_assign(partitions)
+        inbox = [tp for tp in partitions if tp.topic == self.topics.inbox]
+        if inbox:
+            consumer.pause(inbox)
+        for tp in partitions:
+            self.assigned.add((tp.topic, tp.partition))
+        self.pending_restore.update(tp.partition for tp in inbox)
+        _log.info(
+            "partitions assigned", partitions=[f"{t.topic}[{t.partition}]" for t in partitions]
+        )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # No transaction is open here: consume() is only called between transactions.
+        self._drop(partitions)
+        _log.info(
+            "partitions revoked", partitions=[f"{t.topic}[{t.partition}]" for t in partitions]
+        )
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._drop(partitions)
+        _log.warning(
+            "partitions lost", partitions=[f"{t.topic}[{t.partition}]" for t in partitions]
+        )
+
+    def _drop(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.assigned.discard((tp.topic, tp.partition))
+            if tp.topic == self.topics.inbox:
+                self.active.discard(tp.partition)
+                self.pending_restore.discard(tp.partition)
+        if any(tp.topic == self.topics.inbox for tp in partitions):
+            self._fired.clear()
+
+    def _restore_pending(self) -> None:
+        for partition in sorted(self.pending_restore):
+            tp = TopicPartition(self.topics.inbox, partition)
+            # Wait until a previous owner's transaction holding offsets for p is decided.
+            self.consumer.committed([tp], timeout=60)
+            began = clock.monotonic()
+            result = restore_partition(
+                self.store, self.restore_consumer, self.admin, self.topics.state, partition
+            )
+            self.metrics.restore_seconds.observe(clock.monotonic() - began)
+            self.metrics.restored_records.inc(result.records)
+            self.pending_restore.discard(partition)
+            self.active.add(partition)
+            self.consumer.resume([tp])
+
+
+def _timestamp(msg: Message) -> int:
+    _kind, ts = msg.timestamp()
+    return ts if ts > 0 else clock.wall_ms()
+
+
+def _headers(msg: Message) -> list[tuple[str, bytes | None]]:
+    raw = msg.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return [(k, v.encode() if isinstance(v, str) else v) for k, v in pairs]

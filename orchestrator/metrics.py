@@ -1,0 +1,53 @@
+"""Prometheus metrics of one orchestrator replica (prometheus-client, a registry per instance).
+
+A registry per instance rather than the global one, so several orchestrators in one process
+(tests, the demo) do not collide; ``app`` serves it over HTTP when a port is configured.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.triggers = Counter("ksaga_triggers_routed", "Triggers routed to StartSaga", registry=r)
+        self.started = Counter("ksaga_sagas_started", "Sagas started", ["saga_type"], registry=r)
+        self.finished = Counter(
+            "ksaga_sagas_finished", "Sagas finished", ["saga_type", "status"], registry=r
+        )
+        self.commands = Counter("ksaga_commands_sent", "Commands sent", ["action"], registry=r)
+        self.ignored = Counter(
+            "ksaga_inputs_ignored", "Stale/duplicate inputs", ["reason"], registry=r
+        )
+        self.dead_letters = Counter(
+            "ksaga_dead_letters", "Records dead-lettered", ["reason"], registry=r
+        )
+        self.timers_fired = Counter("ksaga_timers_fired", "TimerFired records produced", registry=r)
+        self.transactions = Counter(
+            "ksaga_transactions_committed", "Committed transactions", registry=r
+        )
+        self.aborts = Counter("ksaga_transactions_aborted", "Aborted transactions", registry=r)
+        self.fatal = Counter("ksaga_fatal_errors", "Fatal Kafka errors", registry=r)
+        self.restored_records = Counter(
+            "ksaga_restored_records", "State records read during restore", registry=r
+        )
+        self.commit_seconds = Histogram(
+            "ksaga_commit_seconds", "commit_transaction latency", registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )  # fmt: skip
+        self.batch_records = Histogram(
+            "ksaga_batch_records", "Input records per transaction", registry=r,
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
+        )  # fmt: skip
+        self.restore_seconds = Histogram(
+            "ksaga_restore_seconds", "Partition restore duration", registry=r
+        )
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """One sample's value (tests, the demo); 0 when never observed."""
+        found = self.registry.get_sample_value(name, labels or {})
+        return found or 0.0

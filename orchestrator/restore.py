@@ -1,0 +1,134 @@
+"""Bring one partition's store up to the end of its ``ksaga.state`` partition.
+
+Runs in the main loop (never inside a rebalance callback) before any inbox record of the
+partition is processed. The recipe is ``exactly-once.md``'s: first let the inbox partition's
+committed offset become stable (a read_committed ``committed()`` waits for a previous owner's
+pending transaction), then take the target as the state partition's **high watermark**
+(read_uncommitted ListOffsets; the tail of a transactional partition is commit markers, so "the
+last record I saw" is not a target), then read with read_committed from the store's checkpoint
+until ``position >= target``, applying each chunk and its checkpoint in one WriteBatch. A store
+whose checkpoint the topic no longer covers (retention, a recreated topic) is wiped and rebuilt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
+
+from orchestrator import clock
+from orchestrator.errors import KsagaError
+from orchestrator.store import SagaStore, StoreBatch
+from orchestrator.wire import decode_state
+
+__all__ = ["RestoreResult", "high_watermark", "restore_partition"]
+
+_log = structlog.get_logger("ksaga.restore")
+CHUNK = 2_000
+_SPEC: Any = _OffsetSpec  # untyped in confluent-kafka's stubs
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    partition: int
+    start_offset: int
+    target: int
+    records: int
+    seconds: float
+    wiped: bool
+
+
+def high_watermark(admin: AdminClient, topic: str, partition: int, timeout: float = 30.0) -> int:
+    tp = TopicPartition(topic, partition)
+    futures = admin.list_offsets(
+        {tp: _SPEC.latest()},
+        isolation_level=IsolationLevel.READ_UNCOMMITTED,
+        request_timeout=timeout,
+    )
+    result = next(iter(futures.values())).result(timeout)
+    return int(result.offset)
+
+
+def _low_watermark(admin: AdminClient, topic: str, partition: int, timeout: float = 30.0) -> int:
+    tp = TopicPartition(topic, partition)
+    futures = admin.list_offsets({tp: _SPEC.earliest()}, request_timeout=timeout)
+    return int(next(iter(futures.values())).result(timeout).offset)
+
+
+def restore_partition(
+    store: SagaStore,
+    consumer: Consumer,
+    admin: AdminClient,
+    state_topic: str,
+    partition: int,
+    *,
+    stall_timeout_s: float = 120.0,
+) -> RestoreResult:
+    began = clock.monotonic()
+    target = high_watermark(admin, state_topic, partition)
+    low = _low_watermark(admin, state_topic, partition)
+    start = store.checkpoint(partition)
+    wiped = False
+    if start is not None and not low <= start <= target:
+        _log.warning(
+            "store checkpoint outside the state topic; wiping the partition",
+            partition=partition,
+            checkpoint=start,
+            low=low,
+            high=target,
+        )
+        store.wipe_partition(partition)
+        start, wiped = None, True
+    position = start if start is not None else low
+    records = 0
+    tp = TopicPartition(state_topic, partition, position)
+    consumer.assign([tp])
+    try:
+        last_progress = clock.monotonic()
+        while position < target:
+            messages = consumer.consume(CHUNK, timeout=0.5)
+            puts, deletes = [], []
+            for msg in messages:
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise KsagaError(f"restore of {state_topic}[{partition}] failed: {err}")
+                key = msg.key()
+                value = msg.value()
+                if key is None:
+                    continue
+                if value is None:
+                    deletes.append((partition, key.decode()))
+                else:
+                    puts.append((partition, decode_state(value)))
+                records += 1
+            (current,) = consumer.position([TopicPartition(state_topic, partition)])
+            if current.offset >= 0 and current.offset > position:
+                position = current.offset
+                last_progress = clock.monotonic()
+            if puts or deletes or position > (store.checkpoint(partition) or -1):
+                store.apply(StoreBatch.of(puts, deletes, {partition: position}))
+            if clock.monotonic() - last_progress > stall_timeout_s:
+                raise KsagaError(
+                    f"restore of {state_topic}[{partition}] stalled at {position} < {target} for"
+                    f" {stall_timeout_s:.0f} s: a hanging transaction holds the LSO"
+                )
+    finally:
+        consumer.unassign()
+    result = RestoreResult(
+        partition, start or low, target, records, clock.monotonic() - began, wiped
+    )
+    _log.info(
+        "partition restored",
+        partition=partition,
+        records=records,
+        start=result.start_offset,
+        target=target,
+        seconds=round(result.seconds, 3),
+    )
+    return result
