@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from connectors.cli import participants_command
 from orchestrator.core import StepKind
 from orchestrator.dsl import Saga
 from orchestrator.errors import KsagaError
@@ -186,6 +187,9 @@ def kafka_start(nodes: int) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
         click.echo("stopping...")
+
+
+cli.add_command(participants_command, "participants")
 
 
 def main() -> NoReturn:

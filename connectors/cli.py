@@ -1,0 +1,78 @@
+"""``ksaga participants``: run the example order-saga participants until SIGTERM or SIGINT.
+
+Wiring only: options -> :class:`~connectors.participant.ParticipantConfig` and
+:class:`~connectors.order_participants.Behaviour`, then the participant's loop. A signal sets
+the stop event; the loop finishes and commits its batch, leaves the group and exits 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from connectors.order_participants import ORDER_COMMAND_TOPICS, Behaviour, build_participant
+from connectors.participant import ParticipantConfig
+
+__all__ = ["participants_command"]
+
+
+@click.command("participants")
+@click.option("--bootstrap", required=True, help="Kafka bootstrap servers, host:port[,...].")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".ksaga/participants"),
+    show_default=True,
+    help="Directory of the de-duplication store (RocksDB); keep it across restarts.",
+)
+@click.option("--group-id", default="ksaga-participants", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--decline-rate", type=click.FloatRange(0, 1), default=0.1, show_default=True)
+@click.option("--silent-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--flaky-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--dlq-topic", default="ksaga.dlq", show_default=True)
+def participants_command(
+    *,
+    bootstrap: str,
+    state_dir: Path,
+    group_id: str,
+    seed: int,
+    decline_rate: float,
+    silent_rate: float,
+    flaky_rate: float,
+    latency_ms: float,
+    dlq_topic: str,
+) -> None:
+    """Run the order saga's inventory, payments and shipping participants in one process."""
+    config = ParticipantConfig(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        topics=list(ORDER_COMMAND_TOPICS),
+        state_dir=state_dir,
+        dlq_topic=dlq_topic,
+    )
+    behaviour = Behaviour(
+        seed=seed,
+        decline_rate=decline_rate,
+        silent_rate=silent_rate,
+        flaky_rate=flaky_rate,
+        latency_ms=latency_ms,
+    )
+    participant = build_participant(config, behaviour)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        participant.run(stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(f"participants stopped: {participant.counters()}")
