@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
 
 from orchestrator import clock
+from orchestrator.core import SagaState
 from orchestrator.errors import KsagaError
 from orchestrator.store import SagaStore, StoreBatch
 from orchestrator.wire import decode_state
@@ -91,7 +92,7 @@ def restore_partition(
         last_progress = clock.monotonic()
         while position < target:
             messages = consumer.consume(CHUNK, timeout=0.5)
-            puts, deletes = [], []
+            latest: dict[str, SagaState | None] = {}  # a chunk may hold one saga many times
             for msg in messages:
                 err = msg.error()
                 if err is not None:
@@ -102,11 +103,10 @@ def restore_partition(
                 value = msg.value()
                 if key is None:
                     continue
-                if value is None:
-                    deletes.append((partition, key.decode()))
-                else:
-                    puts.append((partition, decode_state(value)))
+                latest[key.decode()] = None if value is None else decode_state(value)
                 records += 1
+            puts = [(partition, s) for s in latest.values() if s is not None]
+            deletes = [(partition, k) for k, s in latest.items() if s is None]
             (current,) = consumer.position([TopicPartition(state_topic, partition)])
             if current.offset >= 0 and current.offset > position:
                 position = current.offset

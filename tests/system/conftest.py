@@ -1,0 +1,134 @@
+"""A fresh broker and a ksaga system per test: replicas and participants as real processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from connectors.order_participants import Behaviour, expected_outcome
+from orchestrator.testing.kafka_cluster import KafkaBroker, wait_for
+from orchestrator.testing.system import (
+    Observer,
+    ParticipantsProcess,
+    ReplicaProcess,
+    create_all_topics,
+    publish_orders,
+)
+
+PARTITIONS = 4
+
+
+@dataclass
+class System:
+    broker: KafkaBroker
+    workdir: Path
+    behaviour: Behaviour
+    replicas: dict[str, ReplicaProcess] = field(default_factory=dict)
+    participants: list[ParticipantsProcess] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)
+    observer: Observer | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap_servers
+
+    def replica(self, replica_id: str, **settings: object) -> ReplicaProcess:
+        replica = ReplicaProcess(self.bootstrap, replica_id, self.workdir, **settings)
+        replica.start()
+        self.replicas[replica_id] = replica
+        return replica
+
+    def start_participants(self) -> ParticipantsProcess:
+        b = self.behaviour
+        process = ParticipantsProcess(
+            self.bootstrap, self.workdir,
+            "--seed", str(b.seed), "--decline-rate", str(b.decline_rate),
+            "--silent-rate", str(b.silent_rate), "--flaky-rate", str(b.flaky_rate),
+            name=f"participants-{len(self.participants)}",
+        )  # fmt: skip
+        process.start()
+        self.participants.append(process)
+        return process
+
+    def publish(self, order_ids: list[str]) -> None:
+        publish_orders(self.bootstrap, order_ids)
+        self.published.extend(order_ids)
+
+    def watch(self) -> Observer:
+        if self.observer is None:
+            self.observer = Observer(self.bootstrap)
+        return self.observer
+
+    def expected(self) -> dict[str, str]:
+        return {f"order/{o}": expected_outcome(o, self.behaviour) for o in self.published}
+
+    def wait_all_terminal(self, timeout: float = 120) -> dict[str, str]:
+        observer = self.watch()
+        want = set(self.expected())
+
+        def done() -> bool:
+            observer.poll()
+            self._check_alive()
+            return want <= set(observer.terminal())
+
+        try:
+            wait_for(done, timeout, f"{len(want)} sagas to finish", interval=0.05)
+        except TimeoutError as exc:
+            missing = sorted(want - set(observer.terminal()))[:10]
+            raise AssertionError(f"{exc}; not terminal: {missing}\n{self.logs()}") from exc
+        observer.poll(0.5)  # drain what was committed with the last states
+        return {k: v for k, v in observer.terminal().items() if k in want}
+
+    def _check_alive(self) -> None:
+        for process in [*self.replicas.values(), *self.participants]:
+            if process.proc is not None and process.proc.poll() not in (None, 0, -9, -15):
+                raise AssertionError(
+                    f"{process.name} exited {process.proc.poll()}\n{process.tail()}"
+                )
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.tail(15)}" for p in [*self.replicas.values(), *self.participants]
+        )
+
+    def assert_guarantees(self) -> None:
+        """Outcomes as the participants decided; no command twice; undo in reverse order."""
+        outcomes = self.wait_all_terminal()
+        assert outcomes == self.expected()
+        observer = self.watch()
+        assert observer.duplicate_commands() == []
+        for saga_id, status in outcomes.items():
+            if status == "COMPENSATED":  # declined at payment: release the stock, once
+                assert observer.undo_order(saga_id) == ["reserve_stock"], saga_id
+            else:
+                assert observer.undo_order(saga_id) == [], saga_id
+
+    def stop(self) -> None:
+        for process in [*self.replicas.values(), *self.participants]:
+            process.terminate(30)
+        if self.observer is not None:
+            self.observer.close()
+
+
+@pytest.fixture
+def system_factory(tmp_path: Path) -> Iterator[Callable[[Behaviour], System]]:
+    made: list[System] = []
+
+    def make(behaviour: Behaviour) -> System:
+        broker = KafkaBroker(tmp_path / "kafka").start()
+        create_all_topics(broker.bootstrap_servers, PARTITIONS)
+        system = System(broker, tmp_path / "ksaga", behaviour)
+        made.append(system)
+        return system
+
+    yield make
+    for system in made:
+        system.stop()
+        system.broker.stop()
+
+
+def orders(prefix: str, n: int, start: int = 0) -> list[str]:
+    return [f"{prefix}-{i:05d}" for i in range(start, start + n)]

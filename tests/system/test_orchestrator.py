@@ -1,0 +1,116 @@
+"""The orchestrator end to end on a real broker: outcomes, restarts, replicas, disk loss, timers.
+
+Every check reads the topics (read_committed): terminal states in ``ksaga.state`` must equal what
+the seeded participants decided, no (idempotency key, attempt) may appear twice in the command
+topics, and a compensated order releases its stock exactly once.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+
+import pytest
+
+from connectors.order_participants import Behaviour
+from orchestrator.testing.kafka_cluster import wait_for
+from tests.system.conftest import System, orders
+
+pytestmark = pytest.mark.kafka
+
+MIXED = Behaviour(seed=7, decline_rate=0.2, flaky_rate=0.1)
+
+
+def test_sagas_complete_and_compensate_end_to_end(
+    system_factory: Callable[[Behaviour], System],
+) -> None:
+    system = system_factory(MIXED)
+    system.replica("r1")
+    system.start_participants()
+    system.publish(orders("e2e", 80))
+    system.publish(orders("e2e", 10))  # duplicate triggers: idempotent starts
+    system.assert_guarantees()
+    outcomes = set(system.wait_all_terminal().values())
+    assert outcomes == {"COMPLETED", "COMPENSATED"}  # the mix really happened
+    retried = [c for c in system.watch().commands if c.attempt > 1]
+    assert retried, "flaky payments were retried"
+
+
+def test_restart_after_sigterm_and_kill_9_loses_nothing_and_repeats_nothing(
+    system_factory: Callable[[Behaviour], System],
+) -> None:
+    system = system_factory(MIXED)
+    replica = system.replica("r1")
+    system.start_participants()
+    system.publish(orders("rs", 150))
+    observer = system.watch()
+    wait_for(lambda: observer.poll() >= 0 and len(observer.terminal()) >= 20, 60, "first sagas")
+    assert replica.kill() == -9  # crash at an arbitrary instant
+    system.publish(orders("rs", 100, start=150))
+    replica = system.replica("r1")  # same identity: fences and aborts its predecessor at once
+    wait_for(lambda: observer.poll() >= 0 and len(observer.terminal()) >= 180, 90, "progress")
+    assert replica.terminate() == 0  # graceful: finish the transaction, leave the group
+    system.publish(orders("rs", 50, start=250))
+    system.replica("r1")
+    system.assert_guarantees()
+
+
+def test_replicas_share_partitions_while_one_joins_and_one_leaves(
+    system_factory: Callable[[Behaviour], System],
+) -> None:
+    system = system_factory(MIXED)
+    system.replica("r1")
+    system.replica("r2")
+    system.start_participants()
+    system.publish(orders("rb", 120))
+    observer = system.watch()
+    wait_for(lambda: observer.poll() >= 0 and len(observer.terminal()) >= 30, 60, "progress")
+    system.replica("r3")
+    system.publish(orders("rb", 120, start=120))
+    wait_for(lambda: observer.poll() >= 0 and len(observer.terminal()) >= 150, 90, "progress")
+    assert system.replicas["r1"].terminate() == 0
+    system.publish(orders("rb", 60, start=240))
+    system.assert_guarantees()
+    logs = [system.replicas[r].log_path.read_text() for r in ("r2", "r3")]
+    assert all("partitions assigned" in log and "ksaga.inbox" in log for log in logs)
+
+
+def test_a_lost_disk_is_rebuilt_from_the_state_topic(
+    system_factory: Callable[[Behaviour], System],
+) -> None:
+    system = system_factory(MIXED)
+    replica = system.replica("r1")
+    system.start_participants()
+    first = orders("dl", 60)
+    system.publish(first)
+    system.wait_all_terminal()
+    sent_before = len(system.watch().commands)
+    assert replica.terminate() == 0
+    shutil.rmtree(replica.state_dir)  # the pod's disk is gone
+    replica = system.replica("r1")
+    log = replica.log_path
+    wait_for(lambda: "partition restored" in log.read_text(), 60, "restore after disk loss")
+    # Repeated triggers of finished orders must be recognised from the rebuilt store: no command.
+    system.publish(first)
+    system.publish(orders("dl", 40, start=60))
+    system.assert_guarantees()
+    old = {f"order/{o}" for o in first}
+    again = [c for c in system.watch().commands[sent_before:] if c.saga_id in old]
+    assert again == []
+
+
+def test_a_silent_participant_times_out_and_is_retried_across_a_restart(
+    system_factory: Callable[[Behaviour], System],
+) -> None:
+    system = system_factory(Behaviour(seed=3, decline_rate=0.0, silent_rate=0.5))
+    replica = system.replica("r1")
+    system.start_participants()
+    system.publish(orders("tm", 30))
+    observer = system.watch()
+    wait_for(lambda: observer.poll() >= 0 and len(observer.commands) >= 30, 30, "first commands")
+    assert replica.kill() == -9  # the 5 s timeouts are pending in the store and the topic
+    system.replica("r1")
+    system.assert_guarantees()
+    second = [c for c in observer.commands if c.step == "reserve_stock" and c.attempt == 2]
+    assert len(second) >= 5, "silent orders were retried after their timeout"
+    assert {c.attempt for c in observer.commands} <= {1, 2}
