@@ -29,12 +29,30 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--no-broker", is_flag=True, help="Skip starting the local Kafka broker.")
-def demo(no_broker: bool) -> None:
-    """Start a local broker and run the order saga's stories through the state machine."""
+@click.option("--sagas", "count", type=click.IntRange(1), default=400, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(1),
+    default=100.0,
+    show_default=True,
+    help="Orders published per second.",
+)
+@click.option("--replicas", type=click.IntRange(1, 8), default=2, show_default=True)
+@click.option("--partitions", type=click.IntRange(1, 64), default=8, show_default=True)
+def demo(count: int, rate: float, replicas: int, partitions: int) -> None:
+    """The main job: broker, orchestrator replicas, participants and orders, live."""
     from orchestrator.demo import run_demo  # noqa: PLC0415  (keeps `ksaga --help` fast)
 
-    run_demo(with_broker=not no_broker)
+    ok = run_demo(sagas=count, rate=rate, replicas=replicas, partitions=partitions)
+    sys.exit(0 if ok else 1)
+
+
+@cli.command()
+def stories() -> None:
+    """The order saga's happy and failing paths through the state machine (no Kafka)."""
+    from orchestrator.stories import run_stories  # noqa: PLC0415
+
+    run_stories()
 
 
 @cli.command()

@@ -29,6 +29,7 @@ from sagas.order import OrderItem, OrderPlaced
 from schemas.codec import RecordType, default_catalog
 
 __all__ = [
+    "TERMINAL",
     "CommandSeen",
     "Observer",
     "ParticipantsProcess",
