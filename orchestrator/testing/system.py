@@ -228,7 +228,16 @@ class Observer:
         return sorted(key for key, n in counts.items() if n > 1)
 
     def undo_order(self, saga_id: str) -> list[str]:
-        return [c.step for c in self.commands if c.saga_id == saga_id and c.action == "UNDO"]
+        """The steps compensated, in the order their first UNDO was sent."""
+        steps = [c.step for c in self.commands if c.saga_id == saga_id and c.action == "UNDO"]
+        return list(dict.fromkeys(steps))
+
+    def attempt_gaps(self) -> list[tuple[str, list[int]]]:
+        """Idempotency keys whose attempts, in log order, are not exactly 1, 2, ..., n."""
+        attempts: dict[str, list[int]] = {}
+        for c in self.commands:
+            attempts.setdefault(c.idempotency_key, []).append(c.attempt)
+        return sorted((k, a) for k, a in attempts.items() if a != list(range(1, len(a) + 1)))
 
     def close(self) -> None:
         if self._consumer is not None:

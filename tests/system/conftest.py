@@ -95,13 +95,19 @@ class System:
         )
 
     def assert_guarantees(self) -> None:
-        """Outcomes as the participants decided; no command twice; undo in reverse order."""
+        """Outcomes as the participants decided; no command twice; attempts count up; undo right.
+
+        A compensation may be sent again with the next attempt after its timeout (a slow
+        participant under load); that is a retry, de-duplicated by the participant's
+        idempotency key, not a second compensation. What must hold is which steps are undone.
+        """
         outcomes = self.wait_all_terminal()
         assert outcomes == self.expected()
         observer = self.watch()
         assert observer.duplicate_commands() == []
+        assert observer.attempt_gaps() == []
         for saga_id, status in outcomes.items():
-            if status == "COMPENSATED":  # declined at payment: release the stock, once
+            if status == "COMPENSATED":  # declined at payment: only the stock is released
                 assert observer.undo_order(saga_id) == ["reserve_stock"], saga_id
             else:
                 assert observer.undo_order(saga_id) == [], saga_id
