@@ -23,6 +23,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.kafka import new_consumer, new_producer, new_restore_consumer
 from orchestrator.loop import FatalError, Orchestrator
 from orchestrator.metrics import Metrics
+from orchestrator.probes import start_probe_server
 from orchestrator.registry import load_registry
 from orchestrator.store import STORE_FORMAT_VERSION, RocksSagaStore, StoreMeta
 from orchestrator.topics import check_topics
@@ -109,6 +110,11 @@ def run_replica(settings: Settings, stop: threading.Event | None = None) -> int:
         partitions=partitions,
         metrics=Metrics(),
     )
+    probes = (
+        start_probe_server(settings.http_port, orchestrator, orchestrator.metrics.registry)
+        if settings.http_port
+        else None
+    )
     code = 0
     try:
         if stop is not None:
@@ -120,6 +126,8 @@ def run_replica(settings: Settings, stop: threading.Event | None = None) -> int:
         _log.error("fatal error; exiting for a restart", error=str(exc))
         code = EXIT_FATAL
     finally:
+        if probes is not None:
+            probes.shutdown()
         restore_consumer.close()
         consumer.close()  # leaves the group; no transaction is open between batches
         store.close()

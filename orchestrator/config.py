@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     static_membership: bool = False
     timer_scan_limit: int = Field(default=1_000, ge=1)
     history: bool = True
+    http_port: int = Field(
+        default=0, ge=0, le=65_535, description="/ready, /live and /metrics; 0 turns them off"
+    )
     block_cache_mb: int = Field(default=64, ge=1)
     write_buffer_mb: int = Field(default=16, ge=1)
     kafka: dict[str, Any] = Field(

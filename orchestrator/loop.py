@@ -47,6 +47,7 @@ from orchestrator.core import (
     TimerFired,
     decide,
 )
+from orchestrator.crashpoints import crash_point
 from orchestrator.errors import DecodeError, KsagaError
 from orchestrator.kafka import ErrorClass, classify
 from orchestrator.metrics import Metrics
@@ -192,6 +193,7 @@ class Orchestrator:
             self._produce(timer_out(self.topics.inbox, partition, saga_id, token, due_ms))
             batch.fired[saga_id] = token
         self.metrics.timers_fired.inc(len(due))
+        crash_point("after-produce")
         if self.producer.flush(30):
             raise _Abort("records still undelivered after 30 s")
         if self._delivery_errors:
@@ -200,8 +202,10 @@ class Orchestrator:
             offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
             metadata = self.consumer.consumer_group_metadata()
             self._call(lambda: self.producer.send_offsets_to_transaction(offsets, metadata, 30))
+            crash_point("after-send-offsets")
         began = clock.monotonic()
         self._call(lambda: self.producer.commit_transaction(30))
+        crash_point("after-commit")
         self.metrics.commit_seconds.observe(clock.monotonic() - began)
         self.metrics.batch_records.observe(batch.records)
         return batch

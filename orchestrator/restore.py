@@ -22,6 +22,7 @@ from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr
 
 from orchestrator import clock
 from orchestrator.core import SagaState
+from orchestrator.crashpoints import crash_point
 from orchestrator.errors import KsagaError
 from orchestrator.store import SagaStore, StoreBatch
 from orchestrator.wire import decode_state
@@ -113,6 +114,7 @@ def restore_partition(
                 last_progress = clock.monotonic()
             if puts or deletes or position > (store.checkpoint(partition) or -1):
                 store.apply(StoreBatch.of(puts, deletes, {partition: position}))
+                crash_point("during-restore")
             if clock.monotonic() - last_progress > stall_timeout_s:
                 raise KsagaError(
                     f"restore of {state_topic}[{partition}] stalled at {position} < {target} for"

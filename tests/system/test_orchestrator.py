@@ -7,8 +7,13 @@ topics, and a compensated order releases its stock exactly once.
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -25,7 +30,12 @@ def test_sagas_complete_and_compensate_end_to_end(
     system_factory: Callable[[Behaviour], System],
 ) -> None:
     system = system_factory(MIXED)
-    system.replica("r1")
+    port = free_port()
+    system.replica("r1", http_port=port)
+    ready = wait_for(lambda: probe(port, "/ready"), 60, "readiness after restore")
+    assert ready["ready"] is True
+    assert ready["restored_partitions"] == [0, 1, 2, 3]  # one replica owns every partition
+    assert ready["restoring_partitions"] == []
     system.start_participants()
     system.publish(orders("e2e", 80))
     system.publish(orders("e2e", 10))  # duplicate triggers: idempotent starts
@@ -34,6 +44,32 @@ def test_sagas_complete_and_compensate_end_to_end(
     assert outcomes == {"COMPLETED", "COMPENSATED"}  # the mix really happened
     retried = [c for c in system.watch().commands if c.attempt > 1]
     assert retried, "flaky payments were retried"
+    assert probe(port, "/live") is not None
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    finished = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("ksaga_sagas_finished_total{")
+    )
+    assert finished == len(system.expected())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def probe(port: int, path: str) -> dict[str, Any] | None:
+    """The probe's JSON when it answers 200, None otherwise (not up yet, or 503)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+    except (OSError, urllib.error.HTTPError):
+        return None
 
 
 def test_restart_after_sigterm_and_kill_9_loses_nothing_and_repeats_nothing(

@@ -1,0 +1,41 @@
+"""Deterministic kill -9 at named points of the loop, for the crash-point tests (exactly-once.md).
+
+``KSAGA_CRASH_AT=<point>:<n>`` makes the process SIGKILL itself the n-th time it passes
+``<point>``; unset (always, in production) every call is a dictionary lookup that returns. A
+real SIGKILL, not an exception: no ``finally``, no flush, no close, exactly like a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+__all__ = ["POINTS", "crash_point"]
+
+POINTS = (
+    "after-produce",  # K2: some records produced, offsets not yet sent
+    "after-send-offsets",  # K3: offsets in the transaction, not committed
+    "after-commit",  # K5: committed, the store not yet written
+    "during-restore",  # K8: a restore chunk applied, the restore not finished
+)
+
+
+def _parse(spec: str | None) -> tuple[str, int] | None:
+    if not spec:
+        return None
+    point, _, count = spec.partition(":")
+    if point not in POINTS:
+        raise ValueError(f"KSAGA_CRASH_AT: unknown point {point!r}; one of {', '.join(POINTS)}")
+    return point, int(count or "1")
+
+
+_TARGET = _parse(os.environ.get("KSAGA_CRASH_AT"))
+_passes: dict[str, int] = {}
+
+
+def crash_point(point: str) -> None:
+    if _TARGET is None or _TARGET[0] != point:
+        return
+    _passes[point] = _passes.get(point, 0) + 1
+    if _passes[point] >= _TARGET[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
