@@ -92,7 +92,7 @@ def restore_partition(
     try:
         last_progress = clock.monotonic()
         while position < target:
-            messages = consumer.consume(CHUNK, timeout=0.5)
+            messages = consumer.consume(CHUNK, timeout=0.05)
             latest: dict[str, SagaState | None] = {}  # a chunk may hold one saga many times
             for msg in messages:
                 err = msg.error()
