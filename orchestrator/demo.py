@@ -73,6 +73,8 @@ def run_demo(
     order_ids = [f"demo-{i:06d}" for i in range(sagas)]
     expected = {f"order/{o}": expected_outcome(o, behaviour) for o in order_ids}
     processes: list[_Process] = []
+    summary = ["summary: completed=0 compensated=0 failed=0 check=FAILED"]
+    ok = False
     # The broker harness logs librdkafka's transient start-up retries; not news for a demo.
     logging.getLogger("ksaga.testing.kafka").setLevel(logging.ERROR)
     _console.print("[bold]ksaga demo[/]: starting a local Apache Kafka broker (KRaft)...")
@@ -100,13 +102,14 @@ def run_demo(
                 process.start()
             ok = _drive(
                 bootstrap, order_ids, expected=expected, observer=observer, rate=rate,
-                timeout_s=timeout_s, processes=processes,
+                timeout_s=timeout_s, processes=processes, summary=summary,
             )  # fmt: skip
         finally:
             for process in processes:
                 process.terminate(30)
             observer.close()
         _console.print("stopping the broker...")
+    print(summary[0])  # the last line, for people and for scripts
     return ok
 
 
@@ -119,6 +122,7 @@ def _drive(
     rate: float,
     timeout_s: float,
     processes: list[_Process],
+    summary: list[str],
 ) -> bool:
     published = [0]
 
@@ -170,7 +174,7 @@ def _drive(
     )
     for saga_id, (want, got) in list(wrong.items())[:10]:
         _console.print(f"[red]{saga_id}: expected {want}, got {got}[/]")
-    print(
+    summary[0] = (
         f"summary: completed={counts['COMPLETED']} compensated={counts['COMPENSATED']}"
         f" failed={counts['FAILED']} check={'ok' if check else 'FAILED'}"
     )
