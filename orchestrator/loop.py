@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 
 import structlog
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -148,9 +147,10 @@ class Orchestrator:
         """One turn: restore what is pending, then one batch (if there is anything to do)."""
         self.heartbeat = clock.monotonic()
         self._restore_pending()
-        messages = self.consumer.consume(
+        polled = self.consumer.consume(
             self.settings.batch_max_records, timeout=self.settings.batch_max_ms / 1000
         )
+        messages = self._owned(polled)
         now = clock.wall_ms()
         due = self._due_timers(now)
         if not messages and not due:
@@ -160,9 +160,40 @@ class Orchestrator:
         except _Abort as exc:
             self.metrics.aborts.inc()
             _log.warning("transaction aborted; redoing the batch", reason=str(exc))
-            self._abort_and_rewind()
+            self._abort_and_rewind(_first_offsets(messages))
             return
         self._apply(batch)
+
+    def _owned(self, polled: list[Message]) -> list[Message]:
+        """Only records of partitions this replica owns and (inbox) has restored.
+
+        librdkafka may hand back records fetched before a revoke in the same consume() call, and
+        KIP-447 fences by generation, not by ownership: folding such a record would race the new
+        owner. A record of an owned but not yet restored partition would be folded against a
+        stale store, so its partition is rewound to it instead.
+        """
+        kept: list[Message] = []
+        rewind: dict[tuple[str, int], int] = {}
+        for msg in polled:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise FatalError(f"fatal consumer error: {err}")
+                if err.code() != KafkaError._PARTITION_EOF:
+                    _log.warning("consumer error", error=str(err))
+                continue
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            assert topic is not None
+            assert partition is not None
+            assert offset is not None
+            owned = (topic, partition) in self.assigned
+            if owned and (topic != self.topics.inbox or partition in self.active):
+                kept.append(msg)
+            elif owned:
+                rewind.setdefault((topic, partition), offset)
+        if rewind:
+            self._seek(rewind)
+        return kept
 
     # ------------------------------------------------------------------ the transaction
 
@@ -174,11 +205,6 @@ class Orchestrator:
         self._state_offsets.clear()
         self._call(self.producer.begin_transaction)
         for msg in messages:
-            err = msg.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    _log.warning("consumer error", error=str(err))
-                continue
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
             assert topic is not None
             assert partition is not None
@@ -401,21 +427,25 @@ class Orchestrator:
             _log.info("saga finished", saga_id=state.saga_id, status=state.status.value)
         self.metrics.transactions.inc()
 
-    def _abort_and_rewind(self) -> None:
+    def _abort_and_rewind(self, first: dict[tuple[str, int], int]) -> None:
+        """Abort, then put every partition of the batch back at the batch's first record.
+
+        The previous batch was committed, so those are exactly the committed offsets; seeking
+        there needs no broker round trip and no guess for never-committed partitions.
+        """
         try:
             self._call(lambda: self.producer.abort_transaction(30))
         except _Abort as exc:
             raise FatalError(f"abort_transaction failed: {exc}") from exc
-        if not self.assigned:
-            return
-        owned = [TopicPartition(t, p) for t, p in sorted(self.assigned)]
-        committed = self.consumer.committed(owned, timeout=30)
-        for tp in committed:
-            target = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+        self._seek({tp: o for tp, o in first.items() if tp in self.assigned})
+
+    def _seek(self, offsets: dict[tuple[str, int], int]) -> None:
+        for (topic, partition), offset in offsets.items():
             try:
-                self.consumer.seek(TopicPartition(tp.topic, tp.partition, target))
+                self.consumer.seek(TopicPartition(topic, partition, offset))
             except KafkaException as exc:
-                _log.warning("seek after abort failed", topic=tp.topic, error=str(exc))
+                # Carrying on would skip the records between here and the fetch position.
+                raise FatalError(f"cannot rewind {topic}[{partition}] to {offset}: {exc}") from exc
 
     # ------------------------------------------------------------------ timers
 
@@ -423,7 +453,7 @@ class Orchestrator:
         due = []
         budget = self.settings.timer_scan_limit
         for partition in sorted(self.active):
-            for timer in self.store.due_timers(partition, now, budget):
+            for timer in self.store.due_timers(partition, now, budget + len(self._fired)):
                 if self._fired.get(timer.saga_id) != timer.token:
                     due.append((partition, timer.saga_id, timer.token, timer.due_ms))
             if len(due) >= budget:
@@ -469,17 +499,30 @@ class Orchestrator:
     def _restore_pending(self) -> None:
         for partition in sorted(self.pending_restore):
             tp = TopicPartition(self.topics.inbox, partition)
-            # Wait until a previous owner's transaction holding offsets for p is decided.
-            self.consumer.committed([tp], timeout=60)
             began = clock.monotonic()
-            result = restore_partition(
-                self.store, self.restore_consumer, self.admin, self.topics.state, partition
-            )
+            try:
+                # Wait until a previous owner's transaction holding offsets for p is decided.
+                wait_s = self.settings.transaction_timeout_ms / 1000 + 30
+                self.consumer.committed([tp], timeout=wait_s)
+                result = restore_partition(
+                    self.store, self.restore_consumer, self.admin, self.topics.state, partition
+                )
+            except (KafkaException, KsagaError) as exc:
+                raise FatalError(f"restore of partition {partition} failed: {exc}") from exc
             self.metrics.restore_seconds.observe(clock.monotonic() - began)
             self.metrics.restored_records.inc(result.records)
             self.pending_restore.discard(partition)
             self.active.add(partition)
             self.consumer.resume([tp])
+
+
+def _first_offsets(messages: list[Message]) -> dict[tuple[str, int], int]:
+    first: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        if topic is not None and partition is not None and offset is not None:
+            first.setdefault((topic, partition), offset)
+    return first
 
 
 def _timestamp(msg: Message) -> int:

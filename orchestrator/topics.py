@@ -37,7 +37,14 @@ def plan_topics(
     t = settings.topics
     plans = [
         TopicPlan(
-            t.inbox, partitions, {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)}
+            t.inbox,
+            partitions,
+            # LogAppendTime: the `now` of every fold is the broker's clock, not a participant's.
+            {
+                "cleanup.policy": "delete",
+                "retention.ms": str(7 * _DAY_MS),
+                "message.timestamp.type": "LogAppendTime",
+            },
         ),
         TopicPlan(
             t.state,
