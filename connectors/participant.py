@@ -59,6 +59,7 @@ from connectors.records import (
     reply_value,
 )
 from orchestrator.clock import wall_ms
+from orchestrator.core import Action, idempotency_key
 from orchestrator.errors import ConfigError, DecodeError
 from schemas.codec import RecordType, SchemaCatalog, default_catalog
 
@@ -246,6 +247,8 @@ class Participant:
             _log.info("answered from store", key=info.idempotency_key, attempt=info.attempt)
             self._reply(msg, info, stored)
             return
+        if info.action == "UNDO":
+            self._fence_late_do(info)
         answer = self._execute(route, info, payload)
         if answer is None:
             self.silent += 1
@@ -256,6 +259,28 @@ class Participant:
             if self._on_stored is not None:
                 self._on_stored(info)
         self._reply(msg, info, answer)
+
+    def _fence_late_do(self, info: CommandInfo) -> None:
+        """Before undoing a step, make sure its DO can never run afterwards.
+
+        The orchestrator undoes a step whose DO timed out (its outcome unknown). If that DO is
+        still on its way (a compensation on another topic, a slow redelivery), running it after
+        the UNDO would leave an effect nothing undoes. So an UNDO first stores a final FAILED
+        outcome under the DO's key when none is there: a late DO is then answered from the store
+        and never executed.
+        """
+        assert self._store is not None
+        do_key = idempotency_key(info.saga_id, info.step, Action.DO)
+        if self._store.get(do_key) is None:
+            self._store.put(
+                do_key,
+                FinalOutcome(
+                    OutcomeKind.FAILED,
+                    error_type="Compensated",
+                    message="the step was compensated before this command ran",
+                    stored_ms=self._clock(),
+                ),
+            )
 
     def _execute(
         self, route: _Route, info: CommandInfo, payload: BaseModel

@@ -26,8 +26,9 @@ from connectors.errors import NonRetryableError, NoReply, RetryableError
 from connectors.outcomes import OutcomeKind, OutcomeStore
 from connectors.participant import CommandInfo, Participant, ParticipantConfig
 from connectors.records import original_headers
+from orchestrator.core import Action, idempotency_key
 from orchestrator.testing.kafka_cluster import KafkaBroker, wait_for
-from sagas.order import ChargePayment, PaymentCharged, ReserveStock, StockReserved
+from sagas.order import ChargePayment, PaymentCharged, ReleaseStock, ReserveStock, StockReserved
 from schemas import deadletter
 from schemas import headers as h
 from schemas.codec import RecordType, default_catalog
@@ -78,6 +79,7 @@ class Env:
         payload: bytes = RESERVE,
         reply_partition: int = 1,
         saga_id: str = "order/o-1",
+        action: str = "DO",
     ) -> bytes:
         return default_catalog().encode(
             RecordType.COMMAND,
@@ -85,7 +87,7 @@ class Env:
                 "saga_id": saga_id,
                 "saga_type": "order",
                 "step": "reserve_stock",
-                "action": "DO",
+                "action": action,
                 "attempt": attempt,
                 "idempotency_key": key,
                 "command_type": command_type,
@@ -244,6 +246,30 @@ def test_redelivered_attempt_is_answered_from_the_store(env: Env) -> None:
     assert second[2][h.ATTEMPT] == b"2"
     assert second[1]["outcome"] == "SUCCEEDED"
     assert second[1]["payload"] == first[1]["payload"]
+
+
+def test_an_undo_fences_a_late_do_of_the_same_step(env: Env) -> None:
+    p = env.participant()
+    register_reserve(env, p)
+    released: list[int] = []
+
+    @p.handles(ReleaseStock)
+    def release(cmd: CommandInfo, payload: ReleaseStock) -> None:
+        released.append(cmd.attempt)
+
+    do_key = idempotency_key("order/o-1", "reserve_stock", Action.DO)
+    undo = env.command(
+        idempotency_key("order/o-1", "reserve_stock", Action.UNDO), action="UNDO",
+        command_type="ReleaseStock", payload=b'{"order_id": "o-1", "reservation_id": null}',
+    )  # fmt: skip
+    env.send(undo, env.command(do_key, 1))  # the timed-out DO arrives after its UNDO
+
+    drive(p, lambda: p.processed == 2, "the UNDO and the late DO")
+
+    assert released == [1]
+    assert env.calls == []  # the DO never ran: nothing is left that nobody undoes
+    late = replies(env)[1][1]
+    assert (late["action"], late["outcome"], late["error_type"]) == ("DO", "FAILED", "Compensated")
 
 
 class Crash(Exception):
