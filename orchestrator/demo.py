@@ -25,10 +25,10 @@ from connectors.order_participants import Behaviour, expected_outcome
 from orchestrator import clock
 from orchestrator.testing.kafka_cluster import KafkaBroker
 from orchestrator.testing.system import (
+    ChildProcess,
     Observer,
     ParticipantsProcess,
     ReplicaProcess,
-    _Process,
     create_all_topics,
     publish_orders,
 )
@@ -72,7 +72,7 @@ def run_demo(
     root = workdir or Path(tempfile.mkdtemp(prefix="ksaga-demo-"))
     order_ids = [f"demo-{i:06d}" for i in range(sagas)]
     expected = {f"order/{o}": expected_outcome(o, behaviour) for o in order_ids}
-    processes: list[_Process] = []
+    processes: list[ChildProcess] = []
     summary = ["summary: completed=0 compensated=0 failed=0 check=FAILED"]
     ok = False
     # The broker harness logs librdkafka's transient start-up retries; not news for a demo.
@@ -121,7 +121,7 @@ def _drive(
     observer: Observer,
     rate: float,
     timeout_s: float,
-    processes: list[_Process],
+    processes: list[ChildProcess],
     summary: list[str],
 ) -> bool:
     published = [0]

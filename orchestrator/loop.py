@@ -151,12 +151,11 @@ class Orchestrator:
             self.settings.batch_max_records, timeout=self.settings.batch_max_ms / 1000
         )
         messages = self._owned(polled)
-        now = clock.wall_ms()
-        due = self._due_timers(now)
+        due = self._due_timers(clock.wall_ms())
         if not messages and not due:
             return
         try:
-            batch = self._transaction(messages, due, now)
+            batch = self._transaction(messages, due)
         except _Abort as exc:
             self.metrics.aborts.inc()
             _log.warning("transaction aborted; redoing the batch", reason=str(exc))
@@ -197,9 +196,7 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ the transaction
 
-    def _transaction(
-        self, messages: list[Message], due: list[tuple[int, str, str, int]], now: int
-    ) -> _Batch:
+    def _transaction(self, messages: list[Message], due: list[tuple[int, str, str, int]]) -> _Batch:
         batch = _Batch()
         self._delivery_errors.clear()
         self._state_offsets.clear()
@@ -214,7 +211,7 @@ class Orchestrator:
             if topic == self.topics.inbox:
                 self._fold(msg, batch, Source(topic, partition, offset))
             else:
-                self._route(msg, batch, Source(topic, partition, offset), now)
+                self._route(msg, Source(topic, partition, offset))
         for partition, saga_id, token, due_ms in due:
             self._produce(timer_out(self.topics.inbox, partition, saga_id, token, due_ms))
             batch.fired[saga_id] = token
@@ -312,7 +309,7 @@ class Orchestrator:
         if state.status.terminal:
             batch.finished.append(state)
 
-    def _route(self, msg: Message, batch: _Batch, source: Source, now: int) -> None:
+    def _route(self, msg: Message, source: Source) -> None:
         """A trigger -> StartSaga in the saga's inbox partition, in this transaction."""
         sagas = self.registry.for_trigger_topic(source.topic)
         wanted = headers.last_header(_headers(msg), headers.RECORD_TYPE)

@@ -30,6 +30,7 @@ from schemas.codec import RecordType, default_catalog
 
 __all__ = [
     "TERMINAL",
+    "ChildProcess",
     "CommandSeen",
     "Observer",
     "ParticipantsProcess",
@@ -49,7 +50,7 @@ def create_all_topics(bootstrap: str, partitions: int, prefix: str = "ksaga.") -
     create_topics(admin, plan_topics(settings, partitions, extra))
 
 
-class _Process:
+class ChildProcess:
     """A child process with its output in a log file, stoppable the way a supervisor does."""
 
     def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log: Path) -> None:
@@ -107,7 +108,7 @@ class _Process:
             return ""
 
 
-class ReplicaProcess(_Process):
+class ReplicaProcess(ChildProcess):
     def __init__(self, bootstrap: str, replica_id: str, workdir: Path, **settings: Any) -> None:
         env = {
             "KSAGA_BOOTSTRAP_SERVERS": bootstrap,
@@ -122,7 +123,7 @@ class ReplicaProcess(_Process):
         self.state_dir = Path(env["KSAGA_STATE_DIR"])
 
 
-class ParticipantsProcess(_Process):
+class ParticipantsProcess(ChildProcess):
     def __init__(
         self, bootstrap: str, workdir: Path, *options: str, name: str = "participants"
     ) -> None:
