@@ -12,6 +12,7 @@ check=ok|FAILED``. Everything it started is stopped before it returns.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import threading
 from collections import Counter
@@ -109,6 +110,8 @@ def run_demo(
                 process.terminate(30)
             observer.close()
         _console.print("stopping the broker...")
+    if workdir is None and ok:
+        shutil.rmtree(root, ignore_errors=True)  # kept when the check failed: logs are there
     print(summary[0])  # the last line, for people and for scripts
     return ok
 

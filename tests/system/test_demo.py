@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,7 @@ pytestmark = pytest.mark.kafka
 
 
 def test_the_demo_ends_with_a_checked_summary_and_leaves_no_process() -> None:
+    workdirs = set(Path(tempfile.gettempdir()).glob("ksaga-demo-*"))
     result = subprocess.run(
         [sys.executable, "-m", "orchestrator", "demo", "--sagas", "60", "--rate", "200",
          "--replicas", "1", "--partitions", "2"],
@@ -30,3 +33,4 @@ def test_the_demo_ends_with_a_checked_summary_and_leaves_no_process() -> None:
             ["pgrep", "-f", pattern], capture_output=True, text=True, check=False
         )
         assert leftovers.stdout == "", pattern
+    assert set(Path(tempfile.gettempdir()).glob("ksaga-demo-*")) == workdirs
