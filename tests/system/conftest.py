@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from connectors.order_participants import Behaviour, expected_outcome
+from orchestrator.testing.checker import CheckInput, check
 from orchestrator.testing.kafka_cluster import KafkaBroker, wait_for
 from orchestrator.testing.system import (
     Observer,
@@ -94,7 +96,22 @@ class System:
             f"--- {p.name}\n{p.tail(15)}" for p in [*self.replicas.values(), *self.participants]
         )
 
-    def assert_guarantees(self) -> None:
+    def assert_log_checks(self, poison: dict[str, int] | None = None) -> None:
+        """The checker's verdict: the log equals the fold of the inbox (orchestrator/testing)."""
+        out = io.StringIO()
+        report = check(
+            CheckInput(
+                self.bootstrap,
+                sorted(set(self.published)),
+                declined={o for o in self.published if self.behaviour.declines(o)},
+                poison=poison or {},
+            ),
+            out=out,
+        )
+        assert report.passed, out.getvalue()
+        assert report.verdict().startswith("verdict: PASS")
+
+    def assert_guarantees(self, poison: dict[str, int] | None = None) -> None:
         """Outcomes as the participants decided; no command twice; attempts count up; undo right.
 
         A compensation may be sent again with the next attempt after its timeout (a slow
@@ -111,6 +128,7 @@ class System:
                 assert observer.undo_order(saga_id) == ["reserve_stock"], saga_id
             else:
                 assert observer.undo_order(saga_id) == [], saga_id
+        self.assert_log_checks(poison)
 
     def stop(self) -> None:
         for process in [*self.replicas.values(), *self.participants]:

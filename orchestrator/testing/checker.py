@@ -1,0 +1,377 @@
+"""The checker: judge a run only from what the log says, read with read_committed after quiescence.
+
+Its one idea is ksaga's own: a saga's life is the deterministic fold of its inbox records. So the
+checker reads every committed record of ``ksaga.inbox`` and folds each saga's records through the
+very ``decide`` the orchestrator runs (``now`` = the record's LogAppendTime, as in the loop), then
+demands that the log agrees with that fold:
+
+* every published trigger has exactly one saga, and it is terminal;
+* the last ``ksaga.state`` record of every saga equals the fold of its inbox records;
+* the commands in the command topics are exactly the fold's ``SendCommand`` effects: none
+  missing, none extra, no (idempotency key, attempt) twice, attempts 1..n per key in log order;
+* compensations are exactly the completed compensable steps (plus an in-doubt one) in reverse
+  order, after the last DO; a declined order never completes;
+* ``ksaga.dlq`` holds exactly the injected poison, and the fold rejects nothing else.
+
+It prints counts, then the minimal evidence of each problem (saga id and records), then one line
+``verdict: PASS sagas=<n> faults=<f>`` or ``verdict: FAIL ...``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from confluent_kafka import Consumer, IsolationLevel, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
+
+from orchestrator.core import (
+    Action,
+    Decision,
+    Input,
+    SagaState,
+    SagaStatus,
+    SagaTriggered,
+    SendCommand,
+    StepKind,
+    TimerFired,
+    decide,
+)
+from orchestrator.errors import DecodeError
+from orchestrator.partitioning import partition_for
+from orchestrator.registry import Registry, load_registry
+from orchestrator.wire import decode_input, decode_state
+from schemas.codec import RecordType, default_catalog
+
+__all__ = ["CheckInput", "CheckReport", "check", "read_to_end"]
+
+_SPEC: Any = _OffsetSpec
+
+
+@dataclass(frozen=True)
+class CheckInput:
+    bootstrap: str
+    order_ids: Sequence[str]
+    """Unique order ids whose OrderPlaced was published (duplicates published count once)."""
+    declined: frozenset[str] | set[str] = frozenset()
+    """Order ids the participants always decline: such an order must never complete."""
+    poison: Mapping[str, int] = field(default_factory=dict)
+    """Dead-letter reasons injected on purpose, with their counts (anything else is a failure)."""
+    topic_prefix: str = "ksaga."
+    sagas_module: str = "sagas"
+    saga_id_prefix: str = "order/"
+
+
+@dataclass
+class CheckReport:
+    passed: bool
+    sagas: int
+    commands: int
+    inbox_records: int
+    statuses: Counter[str]
+    problems: list[str]
+    faults: Mapping[str, int]
+
+    def verdict(self) -> str:
+        faults = sum(self.faults.values())
+        if self.passed:
+            return f"verdict: PASS sagas={self.sagas} faults={faults}"
+        return f"verdict: FAIL sagas={self.sagas} faults={faults} problems={len(self.problems)}"
+
+
+def read_to_end(bootstrap: str, topics: Iterable[str]) -> list[Message]:
+    """Every committed record of ``topics`` (read_committed), up to their high watermarks."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    metadata = admin.list_topics(timeout=30)
+    partitions = [
+        TopicPartition(t, p)
+        for t in topics
+        if t in metadata.topics
+        for p in metadata.topics[t].partitions
+    ]
+    if not partitions:
+        return []
+    futures = admin.list_offsets(
+        {tp: _SPEC.latest() for tp in partitions},
+        isolation_level=IsolationLevel.READ_UNCOMMITTED,
+        request_timeout=30,
+    )
+    ends = {(tp.topic, tp.partition): f.result(30).offset for tp, f in futures.items()}
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "ksaga-checker",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    todo = {key for key, end in ends.items() if end > 0}
+    consumer.assign([TopicPartition(t, p, 0) for t, p in todo])
+    records: list[Message] = []
+    try:
+        while todo:
+            for msg in consumer.consume(5_000, timeout=0.5):
+                if msg.error() is None:
+                    records.append(msg)
+            positions = consumer.position([TopicPartition(t, p) for t, p in todo])
+            todo = {
+                (tp.topic, tp.partition)
+                for tp in positions
+                if tp.offset < ends[(tp.topic, tp.partition)]
+            }
+    finally:
+        consumer.close()
+    return records
+
+
+def check(
+    given: CheckInput, *, faults: Mapping[str, int] | None = None, out: TextIO | None = None
+) -> CheckReport:
+    out = out or sys.stdout
+    registry = load_registry(given.sagas_module)
+    prefix = given.topic_prefix
+    inbox_topic, state_topic, dlq_topic = f"{prefix}inbox", f"{prefix}state", f"{prefix}dlq"
+    command_topics = sorted(registry.command_topics)
+    records = read_to_end(given.bootstrap, [inbox_topic, state_topic, dlq_topic, *command_topics])
+    by_topic: dict[str, list[Message]] = defaultdict(list)
+    for msg in records:
+        by_topic[msg.topic() or ""].append(msg)
+    for msgs in by_topic.values():
+        msgs.sort(key=lambda m: (m.partition(), m.offset()))
+
+    problems: list[str] = []
+    partitions = _partition_count(given.bootstrap, inbox_topic)
+    fold = _Fold(registry, partitions)
+    for msg in by_topic[inbox_topic]:
+        fold.feed(msg)
+    last_state: dict[str, SagaState | None] = {}
+    for msg in by_topic[state_topic]:
+        key, value = msg.key(), msg.value()
+        if key is not None:
+            last_state[key.decode()] = decode_state(value) if value is not None else None
+
+    # 1. every trigger: one saga, terminal; declined orders never complete.
+    saga_ids = {f"{given.saga_id_prefix}{o}" for o in given.order_ids}
+    statuses: Counter[str] = Counter()
+    for order_id in given.order_ids:
+        saga_id = f"{given.saga_id_prefix}{order_id}"
+        state = last_state.get(saga_id)
+        if state is None:
+            problems.append(f"{saga_id}: no saga in {state_topic} (trigger lost?)")
+            continue
+        statuses[state.status.value] += 1
+        if not state.status.terminal:
+            problems.append(f"{saga_id}: not terminal: {state.status.value} {_brief(state)}")
+        if order_id in given.declined and state.status is SagaStatus.COMPLETED:
+            problems.append(f"{saga_id}: completed although payment was always declined")
+
+    # 2. the state topic equals the fold of the inbox.
+    for saga_id, folded in fold.states.items():
+        stored = last_state.get(saga_id)
+        if stored != folded:
+            problems.append(
+                f"{saga_id}: {state_topic} has {_brief(stored)} but the inbox folds to"
+                f" {_brief(folded)}; inputs: {fold.describe(saga_id)}"
+            )
+    for saga_id in sorted(set(last_state) - set(fold.states)):
+        problems.append(f"{saga_id}: a state record without any inbox record")
+
+    # 3. commands: exactly the fold's, each (key, attempt) once, attempts 1..n.
+    catalog = default_catalog()
+    seen = [
+        catalog.decode_as(RecordType.COMMAND, msg.value()).value
+        for topic in command_topics
+        for msg in by_topic[topic]
+    ]
+    problems.extend(_check_commands([(c["idempotency_key"], c["attempt"]) for c in seen], fold))
+
+    # 4. compensations: exactly the right steps, reverse order, after the last DO.
+    for saga_id, state in fold.states.items():
+        if state is None or saga_id not in saga_ids:
+            continue
+        problems.extend(_check_compensation(registry, saga_id, state, fold.effects[saga_id]))
+
+    # 5. the DLQ holds exactly the injected poison; the fold rejects nothing else.
+    dlq = Counter(_header(msg, "ksaga.dlq.reason") or "?" for msg in by_topic[dlq_topic])
+    injected = Counter(given.poison)
+    if dlq != injected:
+        problems.append(f"{dlq_topic} holds {dict(dlq)} but {dict(injected)} was injected")
+    if fold.rejected - injected:
+        problems.append(f"the inbox holds rejected records nobody injected: {dict(fold.rejected)}")
+
+    report = CheckReport(
+        passed=not problems,
+        sagas=len(saga_ids),
+        commands=len(seen),
+        inbox_records=len(by_topic[inbox_topic]),
+        statuses=statuses,
+        problems=problems,
+        faults=dict(faults or {}),
+    )
+    _print(report, out, dlq)
+    return report
+
+
+def _check_commands(seen: list[tuple[str, int]], fold: _Fold) -> list[str]:
+    problems = []
+    seen_counts = Counter(seen)
+    for (ikey, attempt), n in sorted(seen_counts.items()):
+        if n > 1:
+            problems.append(f"command {ikey} attempt {attempt} emitted {n} times")
+    want = Counter((c.idempotency_key, c.attempt) for c in fold.commands)
+    for missing in sorted(set(want) - set(seen_counts)):
+        problems.append(f"command {missing} decided but missing from the command topics")
+    for extra in sorted(set(seen_counts) - set(want)):
+        problems.append(f"command {extra} in the command topics but never decided")
+    attempts: dict[str, list[int]] = defaultdict(list)
+    for ikey, attempt in seen:
+        attempts[ikey].append(attempt)
+    for ikey, listed in sorted(attempts.items()):
+        if listed != list(range(1, len(listed) + 1)):
+            problems.append(f"command {ikey}: attempts {listed} do not count 1..n in log order")
+    return problems
+
+
+class _Fold:
+    """The loop's fold, replayed per saga from the committed inbox records."""
+
+    def __init__(self, registry: Registry, partitions: int) -> None:
+        self.registry = registry
+        self.partitions = partitions
+        self.states: dict[str, SagaState | None] = {}
+        self.effects: dict[str, list[SendCommand]] = defaultdict(list)
+        self.inputs: dict[str, list[str]] = defaultdict(list)
+        self.commands: list[SendCommand] = []
+        self.rejected: Counter[str] = Counter()
+
+    def feed(self, msg: Message) -> None:
+        try:
+            event = decode_input(msg.value())
+        except DecodeError as exc:
+            self.rejected[exc.reason] += 1
+            return
+        saga_id = event.saga_id
+        if partition_for(saga_id, self.partitions) != msg.partition():
+            self.rejected["wrong-partition"] += 1
+            return
+        state = self.states.get(saga_id)
+        saga_type = state.saga_type if state else (
+            event.saga_type if isinstance(event, SagaTriggered) else None
+        )  # fmt: skip
+        if saga_type is None:
+            if not isinstance(event, TimerFired):
+                self.rejected["unknown-saga"] += 1
+            return
+        definition = self.registry.definition(saga_type)
+        if definition is None:
+            self.rejected["unknown-saga-type"] += 1
+            return
+        _kind, now = msg.timestamp()
+        decision = decide(definition, state, event, now)
+        self.inputs[saga_id].append(f"{msg.partition()}@{msg.offset()}:{_describe(event)}")
+        self._record(saga_id, state, decision)
+
+    def _record(self, saga_id: str, before: SagaState | None, decision: Decision) -> None:
+        if decision.rejected is not None:
+            self.rejected[decision.rejected.reason.value] += 1
+            return
+        if decision.ignored is not None or decision.state is None or decision.state is before:
+            return
+        self.states[saga_id] = decision.state
+        for effect in decision.effects:
+            if isinstance(effect, SendCommand):
+                self.effects[saga_id].append(effect)
+                self.commands.append(effect)
+
+    def describe(self, saga_id: str) -> str:
+        return "; ".join(self.inputs.get(saga_id, [])[-12:])
+
+
+def _check_compensation(
+    registry: Registry, saga_id: str, state: SagaState, sent: list[SendCommand]
+) -> list[str]:
+    definition = registry.definition(state.saga_type)
+    assert definition is not None
+    steps = definition.steps
+    undo_steps = list(dict.fromkeys(c.step for c in sent if c.action is Action.UNDO))
+    last_do = max((i for i, c in enumerate(sent) if c.action is Action.DO), default=-1)
+    first_undo = min((i for i, c in enumerate(sent) if c.action is Action.UNDO), default=len(sent))
+    problems = []
+    if first_undo < last_do:
+        problems.append(f"{saga_id}: a DO was sent after compensation began")
+    if state.status is SagaStatus.COMPLETED:
+        if undo_steps:
+            problems.append(f"{saga_id}: completed but compensated {undo_steps}")
+        return problems
+    if state.status is not SagaStatus.COMPENSATED:
+        return problems
+    reverse = [steps[i].name for i in reversed(state.completed)
+               if steps[i].kind is StepKind.COMPENSABLE]  # fmt: skip
+    failing = len(state.completed)
+    in_doubt = (
+        state.failure is not None
+        and state.failure.error_type == "timeout"
+        and state.failure.action is Action.DO
+        and failing < len(steps)
+        and steps[failing].kind is StepKind.COMPENSABLE
+    )
+    expected = [steps[failing].name, *reverse] if in_doubt else reverse
+    if undo_steps != expected:
+        problems.append(
+            f"{saga_id}: compensated {undo_steps}, expected {expected} (completed"
+            f" {[steps[i].name for i in state.completed]}, failure {state.failure})"
+        )
+    return problems
+
+
+def _partition_count(bootstrap: str, topic: str) -> int:
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=30)
+    return len(metadata.topics[topic].partitions)
+
+
+def _header(msg: Message, name: str) -> str | None:
+    raw: Any = msg.headers() or []
+    found = None
+    for key, value in raw:
+        if key == name:
+            found = bytes(value or b"").decode(errors="replace")
+    return found
+
+
+def _brief(state: SagaState | None) -> str:
+    if state is None:
+        return "nothing"
+    return (
+        f"{state.status.value} v{state.version} step={state.step}/{state.action.value}"
+        f"#{state.attempt} completed={list(state.completed)} timer={state.timer}"
+        f" updated_ms={state.updated_ms}"
+    )
+
+
+def _describe(event: Input) -> str:
+    name = type(event).__name__
+    step = getattr(event, "step", None)
+    attempt = getattr(event, "attempt", None)
+    return f"{name}({step}#{attempt})" if step else name
+
+
+def _print(report: CheckReport, out: TextIO, dlq: Counter[str]) -> None:
+    faults = ", ".join(f"{k}={v}" for k, v in sorted(report.faults.items())) or "none"
+    statuses = ", ".join(f"{k}={v}" for k, v in sorted(report.statuses.items()))
+    print(f"checked: sagas={report.sagas} ({statuses})", file=out)
+    print(
+        f"checked: inbox records folded={report.inbox_records} commands={report.commands}"
+        f" dead letters={sum(dlq.values())} {dict(dlq) if dlq else ''}",
+        file=out,
+    )
+    print(f"faults injected: {faults}", file=out)
+    for problem in report.problems[:50]:
+        print(f"PROBLEM {problem}", file=out)
+    if len(report.problems) > 50:
+        print(f"... and {len(report.problems) - 50} more problems", file=out)
+    print(report.verdict(), file=out)
