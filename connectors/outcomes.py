@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Options, Rdict, WriteOptions
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 __all__ = ["FinalOutcome", "OutcomeKind", "OutcomeStore"]
 
@@ -83,14 +83,30 @@ class OutcomeStore:
         self._db: Any = Rdict(str(path), Options(raw_mode=True))
         self._write: Any = WriteOptions()
         self._write.sync = sync
+        self._pending: dict[bytes, bytes] = {}
 
     def get(self, key: str) -> FinalOutcome | None:
-        raw = self._db.get(key.encode("utf-8"))
+        raw = self._pending.get(key.encode("utf-8")) or self._db.get(key.encode("utf-8"))
         return None if raw is None else FinalOutcome.from_bytes(bytes(raw))
 
     def put(self, key: str, outcome: FinalOutcome) -> None:
-        """Store ``outcome`` durably; returns once it is synced to disk."""
-        self._db.put(key.encode("utf-8"), outcome.to_bytes(), self._write)
+        """Stage ``outcome``: visible to ``get`` at once, durable after the next ``flush``."""
+        self._pending[key.encode("utf-8")] = outcome.to_bytes()
+
+    def flush(self) -> None:
+        """Make every staged outcome durable in one synced, atomic WriteBatch.
+
+        One fsync per batch of commands instead of one per command: the participant flushes
+        before it produces the batch's replies, so no reply ever depends on an unsynced outcome.
+        """
+        if not self._pending:
+            return
+        batch = WriteBatch(raw_mode=True)
+        for key, value in self._pending.items():
+            batch.put(key, value)
+        self._db.write(batch, self._write)
+        self._pending.clear()
 
     def close(self) -> None:
+        self.flush()
         self._db.close()

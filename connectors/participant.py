@@ -106,6 +106,8 @@ class Participant:
         self._catalog = catalog or default_catalog()
         self._clock = clock
         self._on_stored = on_stored
+        self._replies: list[tuple[Message, CommandInfo, FinalOutcome | _Retry]] = []
+        self._stored: list[CommandInfo] = []
         self._routes: dict[str, _Route] = {}
         self._consumer: Any = None
         self._outbox: Outbox | None = None
@@ -204,9 +206,20 @@ class Participant:
         if not batch:
             return 0
         offsets = BatchOffsets()
+        self._replies.clear()
+        self._stored.clear()
         for msg in batch:
             offsets.add(msg)
             self._process(msg)
+        # One synced write for the batch's outcomes, and only then its replies: a reply is
+        # never produced for an outcome that a crash could still lose.
+        assert self._store is not None
+        self._store.flush()
+        if self._on_stored is not None:
+            for info in self._stored:
+                self._on_stored(info)
+        for source, info, answer in self._replies:
+            self._reply(source, info, answer)
         if self._deliver():
             try:
                 self._consumer.commit(offsets=offsets.to_commit(), asynchronous=False)
@@ -245,7 +258,7 @@ class Participant:
         if stored is not None:
             self.deduplicated += 1
             _log.info("answered from store", key=info.idempotency_key, attempt=info.attempt)
-            self._reply(msg, info, stored)
+            self._replies.append((msg, info, stored))
             return
         if info.action == "UNDO":
             self._fence_late_do(info)
@@ -256,9 +269,8 @@ class Participant:
             return
         if isinstance(answer, FinalOutcome):
             self._store.put(info.idempotency_key, answer)
-            if self._on_stored is not None:
-                self._on_stored(info)
-        self._reply(msg, info, answer)
+            self._stored.append(info)
+        self._replies.append((msg, info, answer))
 
     def _fence_late_do(self, info: CommandInfo) -> None:
         """Before undoing a step, make sure its DO can never run afterwards.
