@@ -8,6 +8,7 @@ emit no (idempotency key, attempt) twice and compensate exactly what the partici
 from __future__ import annotations
 
 import shutil
+import signal
 from collections.abc import Callable
 
 import pytest
@@ -62,3 +63,23 @@ def test_a_crash_during_restore_resumes_from_the_chunk_checkpoint(
     system.assert_guarantees()
     old = {f"order/{o}" for o in first}
     assert [c for c in system.watch().commands[sent:] if c.saga_id in old] == []
+
+
+def test_a_zombie_replica_that_wakes_up_cannot_commit_what_it_no_longer_owns(
+    system_factory: Callable[[Behaviour], System],
+) -> None:
+    """K13: SIGSTOP a replica past its session timeout while another takes over, then wake it."""
+    system = system_factory(MIXED)
+    zombie = system.replica("r1")
+    system.replica("r2")
+    system.start_participants()
+    system.publish(orders("zb", 100))
+    observer = system.watch()
+    wait_for(lambda: observer.poll() >= 0 and len(observer.terminal()) >= 20, 60, "progress")
+    zombie.signal(signal.SIGSTOP)
+    system.publish(orders("zb", 100, start=100))  # r2 must take r1's partitions over
+    wait_for(lambda: observer.poll() >= 0 and len(observer.terminal()) >= 120, 90, "takeover")
+    zombie.signal(signal.SIGCONT)  # it wakes mid-whatever and tries to carry on
+    system.publish(orders("zb", 50, start=200))
+    system.assert_guarantees()
+    assert zombie.running(), "a fenced or expelled replica rejoins; it must not have crashed"
