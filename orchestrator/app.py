@@ -71,6 +71,7 @@ def open_store(settings: Settings, partitions: int) -> RocksSagaStore:
         settings.state_dir,
         block_cache_bytes=settings.block_cache_mb << 20,
         write_buffer_bytes=settings.write_buffer_mb << 20,
+        state_cache_entries=settings.state_cache_entries,
     )
     want = StoreMeta(STORE_FORMAT_VERSION, settings.topics.state, partitions)
     meta = store.get_meta()

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     )
     block_cache_mb: int = Field(default=64, ge=1)
     write_buffer_mb: int = Field(default=16, ge=1)
+    state_cache_entries: int = Field(
+        default=20_000, ge=0, description="decoded saga states kept in memory (LRU)"
+    )
     kafka: dict[str, Any] = Field(
         default_factory=dict,
         description="extra librdkafka settings as JSON (TLS, SASL, ...), passed to every client",

@@ -25,6 +25,7 @@ Invariants every implementation keeps (one contract suite, ``tests/unit/test_sto
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,8 +349,14 @@ class RocksSagaStore:
         *,
         block_cache_bytes: int = 64 * 1024 * 1024,
         write_buffer_bytes: int = 16 * 1024 * 1024,
+        state_cache_entries: int = 20_000,
     ) -> None:
         self.path = Path(path)
+        # Decoded committed states, most recently used last: a saga is read and rewritten a few
+        # times within seconds, so the hot path skips RocksDB and Avro. Only ``apply`` and reads
+        # of this store fill it, so it never differs from the DB. Bounded by entries.
+        self._cache: OrderedDict[bytes, SagaState] = OrderedDict()
+        self._cache_entries = state_cache_entries
         cache = Cache(block_cache_bytes)
         per_cf = max(write_buffer_bytes // 2, 1024 * 1024)
         db_options = _open_options(raw=True, cache=cache, write_buffer_bytes=per_cf)
@@ -376,12 +383,37 @@ class RocksSagaStore:
     # -- reads
 
     def get(self, partition: int, saga_id: str) -> SagaState | None:
-        value = self._cf[_STATES].get(_state_key(partition, saga_id))
-        return None if value is None else decode_state(_as_bytes(value))
+        key = _state_key(partition, saga_id)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        value = self._cf[_STATES].get(key)
+        if value is None:
+            return None
+        state = decode_state(_as_bytes(value))
+        self._remember(key, state)
+        return state
 
     def get_many(self, partition: int, saga_ids: Sequence[str]) -> dict[str, SagaState]:
-        values = self._multi_get(_STATES, [_state_key(partition, s) for s in saga_ids])
-        return {s: decode_state(v) for s, v in zip(saga_ids, values, strict=True) if v is not None}
+        keys = [_state_key(partition, s) for s in saga_ids]
+        found = self._states_for(keys)
+        return {s: found[k] for s, k in zip(saga_ids, keys, strict=True) if k in found}
+
+    def _states_for(self, keys: list[bytes]) -> dict[bytes, SagaState]:
+        """Cached states, and one multi-get (then decode) for the rest."""
+        found = {k: self._cache[k] for k in keys if k in self._cache}
+        missing = [k for k in keys if k not in found]
+        for key, value in zip(missing, self._multi_get(_STATES, missing), strict=True):
+            if value is not None:
+                found[key] = decode_state(value)
+        return found
+
+    def _remember(self, key: bytes, state: SagaState) -> None:
+        self._cache[key] = state
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_entries:
+            self._cache.popitem(last=False)
 
     def _multi_get(self, cf: str, keys: list[bytes]) -> list[bytes | None]:
         if not keys:
@@ -427,14 +459,13 @@ class RocksSagaStore:
     def apply(self, batch: StoreBatch) -> None:
         states, timers = self._handle[_STATES], self._handle[_TIMERS]
         touched = [(p, s.saga_id) for p, s in batch.puts] + list(batch.deletes)
-        old_values = self._multi_get(_STATES, [_state_key(p, s) for p, s in touched])
+        old_states = self._states_for([_state_key(p, s) for p, s in touched])
         write = WriteBatch(raw_mode=True)
         # Previous index entries first: a put of the same key later in the batch wins.
-        for (partition, saga_id), old in zip(touched, old_values, strict=True):
-            if old is not None:
-                old_timer = decode_state(old).timer
-                if old_timer is not None:
-                    write.delete(_timer_key(partition, old_timer.due_ms, saga_id), timers)
+        for partition, saga_id in touched:
+            old = old_states.get(_state_key(partition, saga_id))
+            if old is not None and old.timer is not None:
+                write.delete(_timer_key(partition, old.timer.due_ms, saga_id), timers)
         for partition, state in batch.puts:
             write.put(_state_key(partition, state.saga_id), encode_state(state), states)
             if state.timer is not None:
@@ -445,9 +476,15 @@ class RocksSagaStore:
         for partition, offset in batch.checkpoints:
             write.put(_checkpoint_key(partition), b"%d" % offset, self._handle[_CHECKPOINTS])
         self._db.write(write, self._write_options)
+        for partition, state in batch.puts:
+            self._remember(_state_key(partition, state.saga_id), state)
+        for partition, saga_id in batch.deletes:
+            self._cache.pop(_state_key(partition, saga_id), None)
 
     def wipe_partition(self, partition: int) -> None:
         start, end = _prefix(partition), _prefix_end(partition)
+        for key in [k for k in self._cache if k.startswith(start)]:
+            del self._cache[key]
         write = WriteBatch(raw_mode=True)
         write.delete_range(start, end, self._handle[_STATES])
         write.delete_range(start, end, self._handle[_TIMERS])

@@ -36,7 +36,8 @@ from orchestrator.store import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = {"block_cache_bytes": 4 << 20, "write_buffer_bytes": 2 << 20}
+# A tiny state cache, so the suites run through cache hits, misses and evictions alike.
+SMALL = {"block_cache_bytes": 4 << 20, "write_buffer_bytes": 2 << 20, "state_cache_entries": 3}
 
 
 def state(saga_id: str, version: int = 1, timer: Timer | None = None) -> SagaState:
