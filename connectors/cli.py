@@ -36,6 +36,13 @@ __all__ = ["participants_command"]
 @click.option("--flaky-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--dlq-topic", default="ksaga.dlq", show_default=True)
+@click.option(
+    "--session-timeout-ms",
+    type=click.IntRange(1_000),
+    default=45_000,
+    show_default=True,
+    help="How soon the group notices a crashed participant and moves its partitions.",
+)
 def participants_command(
     *,
     bootstrap: str,
@@ -47,6 +54,7 @@ def participants_command(
     flaky_rate: float,
     latency_ms: float,
     dlq_topic: str,
+    session_timeout_ms: int,
 ) -> None:
     """Run the order saga's inventory, payments and shipping participants in one process."""
     config = ParticipantConfig(
@@ -55,6 +63,7 @@ def participants_command(
         topics=list(ORDER_COMMAND_TOPICS),
         state_dir=state_dir,
         dlq_topic=dlq_topic,
+        consumer_overrides={"session.timeout.ms": session_timeout_ms},
     )
     behaviour = Behaviour(
         seed=seed,

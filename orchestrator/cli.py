@@ -210,6 +210,19 @@ def kafka_start(nodes: int) -> None:
 cli.add_command(participants_command, "participants")
 
 
+@cli.command(
+    "chaos",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.pass_context
+def chaos(ctx: click.Context) -> None:
+    """Fault-injection run: workload, nemesis, then the log checker's verdict (see --help)."""
+    from orchestrator.testing.chaos import chaos_command  # noqa: PLC0415  (heavy imports)
+
+    chaos_command.main(args=ctx.args, prog_name="ksaga chaos")
+
+
 def main() -> NoReturn:
     try:
         cli.main(standalone_mode=False)

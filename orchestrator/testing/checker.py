@@ -194,7 +194,12 @@ def check(
     for saga_id, state in fold.states.items():
         if state is None or saga_id not in saga_ids:
             continue
-        problems.extend(_check_compensation(registry, saga_id, state, fold.effects[saga_id]))
+        problems.extend(
+            _check_compensation(
+                registry, saga_id, state, fold.effects[saga_id],
+                in_doubt=fold.gave_up_on_timeout.get(saga_id, False),
+            )
+        )  # fmt: skip
 
     # 5. the DLQ holds exactly the injected poison; the fold rejects nothing else.
     dlq = Counter(_header(msg, "ksaga.dlq.reason") or "?" for msg in by_topic[dlq_topic])
@@ -237,6 +242,9 @@ def _check_commands(seen: list[tuple[str, int]], fold: _Fold) -> list[str]:
     return problems
 
 
+_GAVE_UP = (SagaStatus.COMPENSATING, SagaStatus.COMPENSATED, SagaStatus.FAILED)
+
+
 class _Fold:
     """The loop's fold, replayed per saga from the committed inbox records."""
 
@@ -248,6 +256,7 @@ class _Fold:
         self.inputs: dict[str, list[str]] = defaultdict(list)
         self.commands: list[SendCommand] = []
         self.rejected: Counter[str] = Counter()
+        self.gave_up_on_timeout: dict[str, bool] = {}
 
     def feed(self, msg: Message) -> None:
         try:
@@ -274,14 +283,20 @@ class _Fold:
         _kind, now = msg.timestamp()
         decision = decide(definition, state, event, now)
         self.inputs[saga_id].append(f"{msg.partition()}@{msg.offset()}:{_describe(event)}")
-        self._record(saga_id, state, decision)
+        self._record(saga_id, state, decision, event)
 
-    def _record(self, saga_id: str, before: SagaState | None, decision: Decision) -> None:
+    def _record(
+        self, saga_id: str, before: SagaState | None, decision: Decision, event: Input
+    ) -> None:
         if decision.rejected is not None:
             self.rejected[decision.rejected.reason.value] += 1
             return
         if decision.ignored is not None or decision.state is None or decision.state is before:
             return
+        after = decision.state.status
+        if before is not None and before.status is SagaStatus.RUNNING and after in _GAVE_UP:
+            # The forward path ended here; a TimerFired means its last attempt timed out.
+            self.gave_up_on_timeout[saga_id] = isinstance(event, TimerFired)
         self.states[saga_id] = decision.state
         for effect in decision.effects:
             if isinstance(effect, SendCommand):
@@ -293,7 +308,12 @@ class _Fold:
 
 
 def _check_compensation(
-    registry: Registry, saga_id: str, state: SagaState, sent: list[SendCommand]
+    registry: Registry,
+    saga_id: str,
+    state: SagaState,
+    sent: list[SendCommand],
+    *,
+    in_doubt: bool,
 ) -> list[str]:
     definition = registry.definition(state.saga_type)
     assert definition is not None
@@ -313,14 +333,8 @@ def _check_compensation(
     reverse = [steps[i].name for i in reversed(state.completed)
                if steps[i].kind is StepKind.COMPENSABLE]  # fmt: skip
     failing = len(state.completed)
-    in_doubt = (
-        state.failure is not None
-        and state.failure.error_type == "timeout"
-        and state.failure.action is Action.DO
-        and failing < len(steps)
-        and steps[failing].kind is StepKind.COMPENSABLE
-    )
-    expected = [steps[failing].name, *reverse] if in_doubt else reverse
+    undo_failing = in_doubt and failing < len(steps) and steps[failing].kind is StepKind.COMPENSABLE
+    expected = [steps[failing].name, *reverse] if undo_failing else reverse
     if undo_steps != expected:
         problems.append(
             f"{saga_id}: compensated {undo_steps}, expected {expected} (completed"
