@@ -43,6 +43,13 @@ __all__ = ["participants_command"]
     show_default=True,
     help="How soon the group notices a crashed participant and moves its partitions.",
 )
+@click.option(
+    "--poll-timeout-ms",
+    type=click.IntRange(1),
+    default=500,
+    show_default=True,
+    help="How long one consume waits to fill a batch (lower: less latency at low rates).",
+)
 def participants_command(
     *,
     bootstrap: str,
@@ -55,6 +62,7 @@ def participants_command(
     latency_ms: float,
     dlq_topic: str,
     session_timeout_ms: int,
+    poll_timeout_ms: int,
 ) -> None:
     """Run the order saga's inventory, payments and shipping participants in one process."""
     config = ParticipantConfig(
@@ -64,6 +72,7 @@ def participants_command(
         state_dir=state_dir,
         dlq_topic=dlq_topic,
         consumer_overrides={"session.timeout.ms": session_timeout_ms},
+        poll_timeout_s=poll_timeout_ms / 1000,
     )
     behaviour = Behaviour(
         seed=seed,

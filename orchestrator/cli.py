@@ -211,6 +211,19 @@ cli.add_command(participants_command, "participants")
 
 
 @cli.command(
+    "bench",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.pass_context
+def bench(ctx: click.Context) -> None:
+    """Throughput, latency and cost of a checked run on a real broker (see --help)."""
+    from orchestrator.bench import bench_command  # noqa: PLC0415  (heavy imports)
+
+    bench_command.main(args=ctx.args, prog_name="ksaga bench")
+
+
+@cli.command(
     "chaos",
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     add_help_option=False,

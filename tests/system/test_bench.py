@@ -1,0 +1,94 @@
+"""``ksaga bench`` cannot rot: a short checked run end to end, plus its pure helpers.
+
+No timing assertions: the figures depend on the machine; what must hold is that the command
+runs, checks the log, writes every documented key and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from orchestrator.bench.report import (
+    bucket_quantile,
+    compare_rows,
+    parse_histograms,
+    sample_quantile,
+)
+
+INF = math.inf
+
+
+@pytest.mark.kafka
+def test_a_short_throughput_run_with_ceiling_writes_a_checked_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator.bench", "-n", "150", "--replicas", "1",
+         "--partitions", "2", "--ceiling", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    for key in (
+        "n", "replicas", "partitions", "check_passed", "sagas_per_s", "records_per_s",
+        "records_in", "records_out", "mean_batch_records", "commit_p50_ms", "commit_p99_ms",
+        "orchestrator_cpu_s_per_1000_sagas", "broker_cpu_s", "replica_peak_rss_mb",
+        "ceiling_records_per_s", "ceiling_ratio",
+    ):  # fmt: skip
+        assert key in figures, key
+    assert figures["check_passed"] is True
+    assert (figures["n"], figures["replicas"], figures["partitions"]) == (150, 1, 2)
+    assert sum(figures["outcomes"].values()) == 150
+    assert figures["outcomes"]["COMPENSATED"] > 0  # 10 % declined at payment
+    assert "check: ok" in result.stdout
+    leftovers = subprocess.run(
+        ["pgrep", "-f", "ksaga-bench-"], capture_output=True, text=True, check=False
+    )
+    assert leftovers.stdout == ""
+
+
+def test_bucket_quantile_interpolates_inside_the_bucket_like_prometheus() -> None:
+    # 10 observations <= 1, 10 more in (1, 2], none above.
+    buckets = {1.0: 10.0, 2.0: 20.0, 5.0: 20.0, INF: 20.0}
+    assert bucket_quantile(0.5, buckets) == pytest.approx(1.0)
+    assert bucket_quantile(0.25, buckets) == pytest.approx(0.5)  # from 0 to the first bound
+    assert bucket_quantile(0.75, buckets) == pytest.approx(1.5)
+    assert bucket_quantile(1.0, buckets) == pytest.approx(2.0)  # not the empty (2, 5] bucket
+    # In the +Inf bucket: the largest finite bound is all a histogram can say.
+    assert bucket_quantile(0.99, {1.0: 1.0, INF: 10.0}) == 1.0
+    assert bucket_quantile(0.5, {1.0: 0.0, INF: 0.0}) is None
+    assert bucket_quantile(0.5, {}) is None
+
+
+def test_histograms_parse_from_a_metrics_page_and_subtract_between_scrapes() -> None:
+    registry = CollectorRegistry()
+    hist = Histogram("ksaga_commit_seconds", "x", registry=registry, buckets=(0.01, 0.1, 1))
+    hist.observe(0.005)
+    before = parse_histograms(generate_latest(registry).decode(), ["ksaga_commit_seconds"])
+    for value in (0.05, 0.05, 0.5, 0.5):
+        hist.observe(value)
+    after = parse_histograms(generate_latest(registry).decode(), ["ksaga_commit_seconds"])
+    window = after["ksaga_commit_seconds"] - before["ksaga_commit_seconds"]
+    assert window.count == 4
+    assert window.mean == pytest.approx(0.275)
+    assert window.buckets == {0.01: 0.0, 0.1: 2.0, 1.0: 4.0, INF: 4.0}
+    assert window.quantile(0.5) == pytest.approx(0.1)
+    assert sample_quantile(0.5, [3.0, 1.0, 2.0]) == 2.0
+    assert sample_quantile(1.0, [3.0, 1.0, 2.0]) == 3.0
+    assert sample_quantile(0.99, []) is None
+
+
+def test_compare_shows_b_over_a_for_numbers_and_both_values_for_flags() -> None:
+    a = {"n": 100, "sagas_per_s": 200.0, "check_passed": True, "mode": "throughput"}
+    b = {"n": 100, "sagas_per_s": 300.0, "check_passed": True, "mode": "throughput"}
+    rows = {row[0]: row[1:] for row in compare_rows(a, b)}
+    assert rows["sagas_per_s"] == ("200", "300", "1.500x")
+    assert rows["n"] == ("100", "100", "1.000x")
+    assert rows["check_passed"] == ("True", "True", "")
+    assert "mode" not in rows
