@@ -11,10 +11,14 @@ our ``transactional.id`` exists, or our transaction outlived ``transaction.timeo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Producer
+from confluent_kafka import TopicPartition as _TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
 
 from orchestrator.config import Settings
 
@@ -26,7 +30,10 @@ __all__ = [
     "new_producer",
     "new_restore_consumer",
     "producer_config",
+    "watermarks",
 ]
+
+_SPEC: Any = _OffsetSpec  # untyped in confluent-kafka's stubs
 
 
 class ErrorClass(Enum):
@@ -102,3 +109,25 @@ def new_restore_consumer(settings: Settings) -> Consumer:
             "auto.offset.reset": "earliest",
         }
     )
+
+
+def watermarks(
+    admin: AdminClient,
+    partitions: Iterable[tuple[str, int]],
+    *,
+    earliest: bool = False,
+    timeout: float = 30.0,
+) -> dict[tuple[str, int], int]:
+    """High watermarks (read_uncommitted: past the commit markers) or earliest offsets.
+
+    The high watermark, not the LSO, is the target of a restore or a read-to-the-end: the tail
+    of a transactional partition is commit markers, which read_committed readers pass over.
+    """
+    spec = _SPEC.earliest() if earliest else _SPEC.latest()
+    request = {_TopicPartition(t, p): spec for t, p in partitions}
+    if not request:
+        return {}
+    futures = admin.list_offsets(
+        request, isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=timeout
+    )
+    return {(tp.topic, tp.partition): int(f.result(timeout).offset) for tp, f in futures.items()}

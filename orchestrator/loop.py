@@ -41,13 +41,12 @@ from orchestrator.core import (
     Decision,
     Input,
     SagaState,
-    SagaTriggered,
     SendCommand,
-    TimerFired,
     decide,
 )
 from orchestrator.crashpoints import crash_point
 from orchestrator.errors import DecodeError, KsagaError
+from orchestrator.inbox import Unroutable, definition_for
 from orchestrator.kafka import ErrorClass, classify
 from orchestrator.metrics import Metrics
 from orchestrator.partitioning import partition_for
@@ -240,31 +239,17 @@ class Orchestrator:
             self._dead_letter(msg, source, exc.reason, "DecodeError", str(exc))
             return
         saga_id = event.saga_id
-        if partition_for(saga_id, self.partitions) != source.partition:
-            self._dead_letter(
-                msg, source, "wrong-partition", "Reject",
-                f"saga {saga_id!r} lives in partition {partition_for(saga_id, self.partitions)}",
-            )  # fmt: skip
-            return
         state = self._state(batch, source.partition, saga_id)
-        saga_type = state.saga_type if state else (
-            event.saga_type if isinstance(event, SagaTriggered) else None
-        )  # fmt: skip
-        if saga_type is None:
-            if isinstance(event, TimerFired):
-                self.metrics.ignored.labels("stale-timer").inc()
+        target = definition_for(self.registry, self.partitions, source.partition, event, state)
+        if isinstance(target, Unroutable):
+            if target.dead_letter:
+                self._dead_letter(msg, source, target.reason, "Reject", target.detail)
             else:
-                self._dead_letter(msg, source, "unknown-saga", "Reject", f"no saga {saga_id!r}")
-            return
-        definition = self.registry.definition(saga_type)
-        if definition is None:
-            self._dead_letter(
-                msg, source, "unknown-saga-type", "Reject", f"no saga type {saga_type!r} here"
-            )
+                self.metrics.ignored.labels(target.reason).inc()
             return
         now = _timestamp(msg)
         try:
-            decision = decide(definition, state, event, now)
+            decision = decide(target, state, event, now)
         except Exception as exc:  # a bug must not stop the loop: park the record
             _log.exception("decide raised", saga_id=saga_id)
             self._dead_letter(msg, source, "internal-error", type(exc).__name__, str(exc))

@@ -13,17 +13,16 @@ whose checkpoint the topic no longer covers (retention, a recreated topic) is wi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, IsolationLevel, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
 
 from orchestrator import clock
 from orchestrator.core import SagaState
 from orchestrator.crashpoints import crash_point
 from orchestrator.errors import KsagaError
+from orchestrator.kafka import watermarks
 from orchestrator.store import SagaStore, StoreBatch
 from orchestrator.wire import decode_state
 
@@ -31,7 +30,6 @@ __all__ = ["RestoreResult", "high_watermark", "restore_partition"]
 
 _log = structlog.get_logger("ksaga.restore")
 CHUNK = 2_000
-_SPEC: Any = _OffsetSpec  # untyped in confluent-kafka's stubs
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,21 +42,12 @@ class RestoreResult:
     wiped: bool
 
 
-def high_watermark(admin: AdminClient, topic: str, partition: int, timeout: float = 30.0) -> int:
-    tp = TopicPartition(topic, partition)
-    futures = admin.list_offsets(
-        {tp: _SPEC.latest()},
-        isolation_level=IsolationLevel.READ_UNCOMMITTED,
-        request_timeout=timeout,
-    )
-    result = next(iter(futures.values())).result(timeout)
-    return int(result.offset)
+def high_watermark(admin: AdminClient, topic: str, partition: int) -> int:
+    return watermarks(admin, [(topic, partition)])[(topic, partition)]
 
 
-def _low_watermark(admin: AdminClient, topic: str, partition: int, timeout: float = 30.0) -> int:
-    tp = TopicPartition(topic, partition)
-    futures = admin.list_offsets({tp: _SPEC.earliest()}, request_timeout=timeout)
-    return int(next(iter(futures.values())).result(timeout).offset)
+def _low_watermark(admin: AdminClient, topic: str, partition: int) -> int:
+    return watermarks(admin, [(topic, partition)], earliest=True)[(topic, partition)]
 
 
 def restore_partition(

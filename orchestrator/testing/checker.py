@@ -25,9 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from confluent_kafka import Consumer, IsolationLevel, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
 
 from orchestrator.core import (
     Action,
@@ -35,21 +34,19 @@ from orchestrator.core import (
     Input,
     SagaState,
     SagaStatus,
-    SagaTriggered,
     SendCommand,
     StepKind,
     TimerFired,
     decide,
 )
 from orchestrator.errors import DecodeError
-from orchestrator.partitioning import partition_for
+from orchestrator.inbox import Unroutable, definition_for
+from orchestrator.kafka import watermarks
 from orchestrator.registry import Registry, load_registry
 from orchestrator.wire import decode_input, decode_state
 from schemas.codec import RecordType, default_catalog
 
 __all__ = ["CheckInput", "CheckReport", "check", "read_to_end"]
-
-_SPEC: Any = _OffsetSpec
 
 
 @dataclass(frozen=True)
@@ -95,12 +92,7 @@ def read_to_end(bootstrap: str, topics: Iterable[str]) -> list[Message]:
     ]
     if not partitions:
         return []
-    futures = admin.list_offsets(
-        {tp: _SPEC.latest() for tp in partitions},
-        isolation_level=IsolationLevel.READ_UNCOMMITTED,
-        request_timeout=30,
-    )
-    ends = {(tp.topic, tp.partition): f.result(30).offset for tp, f in futures.items()}
+    ends = watermarks(admin, [(tp.topic, tp.partition) for tp in partitions])
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -265,23 +257,16 @@ class _Fold:
             self.rejected[exc.reason] += 1
             return
         saga_id = event.saga_id
-        if partition_for(saga_id, self.partitions) != msg.partition():
-            self.rejected["wrong-partition"] += 1
-            return
         state = self.states.get(saga_id)
-        saga_type = state.saga_type if state else (
-            event.saga_type if isinstance(event, SagaTriggered) else None
-        )  # fmt: skip
-        if saga_type is None:
-            if not isinstance(event, TimerFired):
-                self.rejected["unknown-saga"] += 1
-            return
-        definition = self.registry.definition(saga_type)
-        if definition is None:
-            self.rejected["unknown-saga-type"] += 1
+        partition = msg.partition()
+        assert partition is not None
+        target = definition_for(self.registry, self.partitions, partition, event, state)
+        if isinstance(target, Unroutable):
+            if target.dead_letter:
+                self.rejected[target.reason] += 1
             return
         _kind, now = msg.timestamp()
-        decision = decide(definition, state, event, now)
+        decision = decide(target, state, event, now)
         self.inputs[saga_id].append(f"{msg.partition()}@{msg.offset()}:{_describe(event)}")
         self._record(saga_id, state, decision, event)
 
