@@ -16,6 +16,7 @@ import click
 
 from connectors.order_participants import ORDER_COMMAND_TOPICS, Behaviour, build_participant
 from connectors.participant import ParticipantConfig
+from orchestrator.crashpoints import crash_configured, crash_point
 
 __all__ = ["participants_command"]
 
@@ -35,6 +36,21 @@ __all__ = ["participants_command"]
 @click.option("--silent-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @click.option("--flaky-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--slow-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of orders whose first ReserveStock is answered only after --slow-ms.",
+)
+@click.option("--slow-ms", type=click.FloatRange(min=0), default=400.0, show_default=True)
+@click.option(
+    "--duplicate-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of (saga, step, action) whose reply is produced twice (fault injection).",
+)
 @click.option("--dlq-topic", default="ksaga.dlq", show_default=True)
 @click.option(
     "--session-timeout-ms",
@@ -60,11 +76,18 @@ def participants_command(
     silent_rate: float,
     flaky_rate: float,
     latency_ms: float,
+    slow_rate: float,
+    slow_ms: float,
+    duplicate_rate: float,
     dlq_topic: str,
     session_timeout_ms: int,
     poll_timeout_ms: int,
 ) -> None:
-    """Run the order saga's inventory, payments and shipping participants in one process."""
+    """Run the order saga's inventory, payments and shipping participants in one process.
+
+    ``KSAGA_CRASH_AT=after-store:<n>`` (fault tests) kills the process with SIGKILL after its
+    n-th durably stored outcome, before that outcome's reply is produced.
+    """
     config = ParticipantConfig(
         bootstrap_servers=bootstrap,
         group_id=group_id,
@@ -80,8 +103,14 @@ def participants_command(
         silent_rate=silent_rate,
         flaky_rate=flaky_rate,
         latency_ms=latency_ms,
+        slow_rate=slow_rate,
+        slow_ms=slow_ms,
+        duplicate_rate=duplicate_rate,
     )
-    participant = build_participant(config, behaviour)
+    on_stored = (
+        (lambda _info: crash_point("after-store")) if crash_configured("after-store") else None
+    )
+    participant = build_participant(config, behaviour, on_stored=on_stored)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -13,6 +13,10 @@ The rules (the retry policy of ``sagas.order`` allows 3 attempts per step, 5 s t
   later attempts; the orchestrator's timeout fires and retries: COMPLETED, only later.
 * ``flaky_rate``: payments raises ``RetryableError("GatewayTimeout")`` on attempt 1 only:
   COMPLETED after one retry (unless the order is also declined: decline wins).
+* ``slow_rate``: inventory takes ``slow_ms`` to answer attempt 1 of ReserveStock (a slow
+  reply; it blocks this participant's loop meanwhile, as a slow synchronous call would).
+* ``duplicate_rate``: the runtime produces the reply to a (saga, step, action) twice (a
+  duplicate delivery; the orchestrator must fold it once). Outcomes do not change.
 * UNDO handlers (ReleaseStock, RefundPayment) and shipping always succeed.
 * ``latency_ms``: every handler sleeps that long first (a slow downstream system).
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from connectors.errors import NonRetryableError, NoReply, RetryableError
@@ -57,14 +62,18 @@ class Behaviour:
     silent_rate: float = 0.0
     flaky_rate: float = 0.0
     latency_ms: float = 0.0
+    slow_rate: float = 0.0
+    slow_ms: float = 400.0
+    duplicate_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("decline_rate", "silent_rate", "flaky_rate"):
+        for name in ("decline_rate", "silent_rate", "flaky_rate", "slow_rate", "duplicate_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {rate!r}")
-        if self.latency_ms < 0:
-            raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms!r}")
+        for name in ("latency_ms", "slow_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
     def _draw(self, aspect: str, order_id: str) -> float:
         """A uniform number in [0, 1) fixed by (seed, aspect, order id)."""
@@ -79,6 +88,14 @@ class Behaviour:
 
     def flaky(self, order_id: str) -> bool:
         return self._draw("flaky", order_id) < self.flaky_rate
+
+    def slow(self, order_id: str) -> bool:
+        return self._draw("slow", order_id) < self.slow_rate
+
+    def duplicates_reply(self, info: CommandInfo) -> bool:
+        """Whether the reply to this command is delivered twice (the same for every attempt)."""
+        where = f"{info.saga_id}|{info.step}|{info.action}"
+        return self._draw("duplicate", where) < self.duplicate_rate
 
 
 def expected_outcome(order_id: str, behaviour: Behaviour) -> str:
@@ -101,6 +118,8 @@ class OrderServices:
         self._work()
         if cmd.attempt == 1 and self.behaviour.silent(payload.order_id):
             return NoReply()
+        if cmd.attempt == 1 and self.behaviour.slow(payload.order_id):
+            time.sleep(self.behaviour.slow_ms / 1000)
         return StockReserved(reservation_id=f"res-{payload.order_id}")
 
     def release_stock(self, cmd: CommandInfo, payload: ReleaseStock) -> None:
@@ -122,13 +141,23 @@ class OrderServices:
         return OrderShipped(tracking_number=f"trk-{payload.order_id}")
 
 
-def build_participant(config: ParticipantConfig, behaviour: Behaviour) -> Participant:
+def build_participant(
+    config: ParticipantConfig,
+    behaviour: Behaviour,
+    *,
+    on_stored: Callable[[CommandInfo], None] | None = None,
+) -> Participant:
     """One participant answering all five order-saga commands on ``config.topics``.
 
-    ``config.topics`` should be :data:`ORDER_COMMAND_TOPICS` (or the test's own names).
+    ``config.topics`` should be :data:`ORDER_COMMAND_TOPICS` (or the test's own names);
+    ``on_stored`` is the runtime's crash hook (see :class:`Participant`).
     """
     services = OrderServices(behaviour)
-    participant = Participant(config)
+    participant = Participant(
+        config,
+        on_stored=on_stored,
+        duplicate_reply=behaviour.duplicates_reply if behaviour.duplicate_rate > 0 else None,
+    )
     participant.register(ReserveStock, services.reserve_stock)
     participant.register(ReleaseStock, services.release_stock)
     participant.register(ChargePayment, services.charge_payment)

@@ -91,7 +91,10 @@ class Participant:
     Counters (``processed``, ``executed``, ``deduplicated``, ``dead_lettered``, ``silent``,
     ``replied``, ``rewinds``) count records since construction. ``on_stored`` is a test hook,
     called after a final outcome is durably stored and before its reply is produced: raising
-    from it simulates a crash at the worst moment.
+    from it (or killing the process, as ``ksaga participants`` does under ``KSAGA_CRASH_AT``)
+    simulates a crash at the worst moment. ``duplicate_reply`` is a fault-injection hook: when
+    it returns True for a command, its reply is produced twice (a duplicate delivery the
+    orchestrator must fold once).
     """
 
     def __init__(
@@ -101,8 +104,10 @@ class Participant:
         catalog: SchemaCatalog | None = None,
         clock: Callable[[], int] = wall_ms,
         on_stored: Callable[[CommandInfo], None] | None = None,
+        duplicate_reply: Callable[[CommandInfo], bool] | None = None,
     ) -> None:
         self.config = config
+        self._duplicate_reply = duplicate_reply
         self._catalog = catalog or default_catalog()
         self._clock = clock
         self._on_stored = on_stored
@@ -341,17 +346,19 @@ class Participant:
         value = self._catalog.encode(
             RecordType.REPLY, reply_value(info, *fields, now_ms=self._clock())
         )
-        self.replied += 1
+        copies = 2 if self._duplicate_reply is not None and self._duplicate_reply(info) else 1
         assert self._outbox is not None
-        self._outbox.produce(
-            source,
-            is_reply=True,
-            topic=info.reply_topic,
-            partition=info.reply_partition,
-            key=info.saga_id.encode("utf-8"),
-            value=value,
-            headers=reply_headers(info, original_headers(source)),
-        )
+        for _ in range(copies):
+            self.replied += 1
+            self._outbox.produce(
+                source,
+                is_reply=True,
+                topic=info.reply_topic,
+                partition=info.reply_partition,
+                key=info.saga_id.encode("utf-8"),
+                value=value,
+                headers=reply_headers(info, original_headers(source)),
+            )
 
     def _dead_letter(self, msg: Message, reason: str, error_class: str, message: str) -> None:
         self.dead_lettered += 1

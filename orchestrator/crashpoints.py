@@ -1,8 +1,9 @@
 """Deterministic kill -9 at named points of the loop, for the crash-point tests (exactly-once.md).
 
 ``KSAGA_CRASH_AT=<point>:<n>`` makes the process SIGKILL itself the n-th time it passes
-``<point>``; unset (always, in production) every call is a dictionary lookup that returns. A
-real SIGKILL, not an exception: no ``finally``, no flush, no close, exactly like a crash.
+``<point>`` (an orchestrator point, or a participant point for ``ksaga participants``); unset
+(always, in production) every call is a dictionary lookup that returns. A real SIGKILL, not an
+exception: no ``finally``, no flush, no close, exactly like a crash.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["POINTS", "crash_point"]
+__all__ = ["PARTICIPANT_POINTS", "POINTS", "crash_configured", "crash_point"]
 
 POINTS = (
     "after-produce",  # K2: some records produced, offsets not yet sent
@@ -18,19 +19,28 @@ POINTS = (
     "after-commit",  # K5: committed, the store not yet written
     "during-restore",  # K8: a restore chunk applied, the restore not finished
 )
+PARTICIPANT_POINTS = (
+    "after-store",  # a participant did the work and synced its outcome, but has not replied
+)
 
 
 def _parse(spec: str | None) -> tuple[str, int] | None:
     if not spec:
         return None
     point, _, count = spec.partition(":")
-    if point not in POINTS:
-        raise ValueError(f"KSAGA_CRASH_AT: unknown point {point!r}; one of {', '.join(POINTS)}")
+    if point not in POINTS + PARTICIPANT_POINTS:
+        known = ", ".join(POINTS + PARTICIPANT_POINTS)
+        raise ValueError(f"KSAGA_CRASH_AT: unknown point {point!r}; one of {known}")
     return point, int(count or "1")
 
 
 _TARGET = _parse(os.environ.get("KSAGA_CRASH_AT"))
 _passes: dict[str, int] = {}
+
+
+def crash_configured(point: str) -> bool:
+    """Whether this process was told to crash at ``point`` (lets callers skip installing hooks)."""
+    return _TARGET is not None and _TARGET[0] == point
 
 
 def crash_point(point: str) -> None:

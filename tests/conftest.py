@@ -45,8 +45,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def kafka_broker(
     pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KafkaBroker]:
-    """One combined KRaft node (RF 1 everywhere) shared by every integration test."""
-    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-broker"))
+    """One combined KRaft node (RF 1 everywhere) shared by every integration test.
+
+    Two clients, ``alpha`` and ``beta``, may reach it through their own cuttable proxies
+    (``broker.proxied.bootstrap("alpha")``), for the connection-cut tests.
+    """
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-broker"), proxied=("alpha", "beta"))
     with broker:  # stops it even if a test or the start itself fails
         _report(pytestconfig, _describe("single broker", broker))
         yield broker

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from confluent_kafka.admin._metadata import PartitionMetadata
 
 from orchestrator.errors import KafkaClusterError
+from orchestrator.testing.proxied_listeners import ProxiedListeners
 
 __all__ = [
     "KRaftCluster",
@@ -633,8 +634,10 @@ class KRaftCluster:
         heap: str,
         extra_config: Mapping[str, str] | None,
         ready_timeout: float,
+        proxied: Sequence[str] = (),
     ) -> None:
         self.size = size
+        self.proxied = ProxiedListeners(proxied)
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="ksaga-kafka-")) if workdir is None else workdir
         self.heap = heap
@@ -660,16 +663,24 @@ class KRaftCluster:
         raise NotImplementedError
 
     def node_properties(self, node: KafkaNode, quorum: Mapping[str, str]) -> dict[str, str]:
+        px_listeners, px_advertised, px_protocols = self.proxied.node_listeners(node.node_id)
+        listeners = [
+            f"PLAINTEXT://127.0.0.1:{node.port}",
+            f"CONTROLLER://127.0.0.1:{node.controller_port}",
+            *px_listeners,
+        ]
         return {
             "process.roles": "broker,controller",
             "node.id": str(node.node_id),
-            "listeners": (
-                f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}"
+            "listeners": ",".join(listeners),
+            "advertised.listeners": ",".join(
+                [f"PLAINTEXT://127.0.0.1:{node.port}", *px_advertised]
             ),
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(
+                ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT", *px_protocols]
+            ),
             "log.dirs": str(node.data_dir),
             **quorum,
             **self._replication_config(),
@@ -739,8 +750,10 @@ class KRaftCluster:
 
     def _start_nodes(self) -> None:
         assert self.jars is not None
-        ports = free_ports(2 * self.size)
+        ports = free_ports(2 * self.size + self.proxied.port_count(self.size))
         pairs = [(ports[2 * i], ports[2 * i + 1]) for i in range(self.size)]
+        self.proxied.plan(range(1, self.size + 1), ports[2 * self.size :])
+        self.proxied.start()
         quorum = self._quorum_config(pairs)
         self.cluster_id = new_cluster_id()
         for index, (port, cport) in enumerate(pairs):
@@ -851,6 +864,7 @@ class KRaftCluster:
             if not node._reap(max(0.0, deadline - time.monotonic())):
                 _log.warning("node %s ignored SIGTERM; killing it", node.node_id)
                 node.kill()
+        self.proxied.stop()
         self._admin = None
         self._stopped = True
         if self._own_workdir:
@@ -988,10 +1002,12 @@ class KafkaBroker(KRaftCluster):
         heap: str = HEAP,
         extra_config: Mapping[str, str] | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
+        proxied: Sequence[str] = (),
     ) -> None:
         super().__init__(
-            1, workdir, heap=heap, extra_config=extra_config, ready_timeout=ready_timeout
-        )
+            1, workdir, heap=heap, extra_config=extra_config, ready_timeout=ready_timeout,
+            proxied=proxied,
+        )  # fmt: skip
 
     def _quorum_config(self, ports: Sequence[tuple[int, int]]) -> dict[str, str]:
         return {"controller.quorum.bootstrap.servers": f"127.0.0.1:{ports[0][1]}"}
@@ -1027,12 +1043,14 @@ class KafkaCluster(KRaftCluster):
         heap: str = HEAP,
         extra_config: Mapping[str, str] | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
+        proxied: Sequence[str] = (),
     ) -> None:
         if size < 3:
             raise KafkaClusterError(f"KafkaCluster needs 3+ nodes (got {size}); use KafkaBroker")
         super().__init__(
-            size, workdir, heap=heap, extra_config=extra_config, ready_timeout=ready_timeout
-        )
+            size, workdir, heap=heap, extra_config=extra_config, ready_timeout=ready_timeout,
+            proxied=proxied,
+        )  # fmt: skip
 
     def _quorum_config(self, ports: Sequence[tuple[int, int]]) -> dict[str, str]:
         voters = ",".join(f"{i + 1}@127.0.0.1:{cport}" for i, (_, cport) in enumerate(ports))
