@@ -3,8 +3,11 @@
 Its one job: start a real broker (one node or three), R orchestrator replicas and the example
 participants as processes, publish a stream of orders (with some repeated triggers), break things
 on a schedule drawn from the seed (kill -9, exact crash points, SIGSTOP past the session timeout,
-a lost disk, a participants crash, a broker crash), heal everything, wait until every saga is
-terminal and hand the topics to ``orchestrator.testing.checker``.
+a lost disk, a cut network link, a participants crash anywhere or right after doing the work, a
+broker crash aimed at a partition leader, the group coordinator or a transaction coordinator),
+heal everything, wait until every saga is terminal and hand the topics to
+``orchestrator.testing.checker``. The participants also answer some commands slowly and some
+twice, so stale and duplicate replies are part of every run.
 
 Reproducible from the seed: the fault plan (instants, kinds, targets, delays, crash points) and
 the publication sequence (order ids, which ones are repeated) are pure functions of the seed
@@ -39,7 +42,8 @@ from confluent_kafka import KafkaException
 
 from connectors.order_participants import Behaviour
 from orchestrator import clock
-from orchestrator.crashpoints import POINTS
+from orchestrator.crashpoints import PARTICIPANT_POINTS, POINTS
+from orchestrator.testing.coordinators import group_coordinator, transaction_coordinator
 from orchestrator.testing.kafka_cluster import KafkaBroker, KafkaCluster, KRaftCluster
 from orchestrator.testing.system import (
     TERMINAL,
@@ -72,13 +76,18 @@ FAULT_KINDS = (
     "pause-replica",  # SIGSTOP past the session timeout (6 s), then SIGCONT: a zombie
     "wipe-replica",  # SIGTERM, delete its RocksDB directory, restart: a lost disk
     "kill9-participants",  # kill -9 the participants, restart them on the same state dir
-    "broker-kill9",  # three nodes only: kill -9 the leader of an inbox partition, restart it
+    "crashpoint-participants",  # they die after storing an outcome, before replying; restart
+    "cut-replica",  # cut a replica's network link to every broker (a TCP proxy), then mend it
+    "broker-kill9",  # three nodes only: kill -9 a leader or a coordinator, restart it
 )
+BROKER_ROLES = ("inbox-leader", "group-coordinator", "txn-coordinator")
+GROUP_ID = "ksaga-orchestrator"
 THREE_NODE_ONLY = frozenset({"broker-kill9"})
 WARM_UP_S = 4.0  # no fault before the replicas had time to join the group
 CRASH_WAIT_S = 40.0  # how long a crash-point replica may take to reach its point
 PROGRESS_EVERY_S = 10.0
 INBOX = "ksaga.inbox"
+SLOW_MS = 300.0  # a slow reply's delay: well inside the 5 s step timeout, so outcomes hold
 T = TypeVar("T")
 
 
@@ -120,6 +129,8 @@ class ChaosConfig:
     decline_rate: float = 0.1
     silent_rate: float = 0.02
     flaky_rate: float = 0.1
+    slow_rate: float = 0.02  # first ReserveStock answered after SLOW_MS
+    duplicate_reply_rate: float = 0.03  # replies produced twice
     duplicate_trigger_rate: float = 0.02
     faults: tuple[str, ...] | None = None  # None: every kind the cluster supports
     fault_interval_s: float = 6.0  # mean time between two fault starts (exponential)
@@ -140,11 +151,14 @@ class ChaosConfig:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
         if self.cluster == "single" and set(self.faults or ()) & THREE_NODE_ONLY:
             raise ValueError("broker-kill9 needs cluster='three'")
-        Behaviour(0, self.decline_rate, self.silent_rate, self.flaky_rate)  # validates rates
+        self.behaviour  # noqa: B018  (validates the participants' rates)
 
     @property
     def behaviour(self) -> Behaviour:
-        return Behaviour(self.seed, self.decline_rate, self.silent_rate, self.flaky_rate)
+        return Behaviour(
+            self.seed, self.decline_rate, self.silent_rate, self.flaky_rate,
+            slow_rate=self.slow_rate, slow_ms=SLOW_MS, duplicate_rate=self.duplicate_reply_rate,
+        )  # fmt: skip
 
     @property
     def fault_kinds(self) -> tuple[str, ...]:
@@ -165,18 +179,25 @@ class Fault:
     kind: str
     target: str  # a replica id, "participants" or "broker"
     hold_s: float  # the delay before healing (restart, SIGCONT)
-    point: str = ""  # crashpoint-replica: where
-    count: int = 0  # crashpoint-replica: at the n-th pass
-    partition: int = 0  # broker-kill9: the inbox partition whose leader dies
+    point: str = ""  # crashpoint-*: where
+    count: int = 0  # crashpoint-*: at the n-th pass
+    partition: int = 0  # broker-kill9 of an inbox-leader: the inbox partition whose leader dies
+    role: str = ""  # broker-kill9: which broker (BROKER_ROLES); "txn-coordinator" of `replica`
+    replica: str = ""  # broker-kill9 of a txn-coordinator: whose transactional id
 
     def describe(self) -> str:
         match self.kind:
-            case "crashpoint-replica":
+            case "crashpoint-replica" | "crashpoint-participants":
                 return f"{self.kind} {self.target} at {self.point}:{self.count}"
-            case "pause-replica":
+            case "pause-replica" | "cut-replica":
                 return f"{self.kind} {self.target} for {self.hold_s:.1f} s"
             case "broker-kill9":
-                return f"{self.kind} leader of {INBOX}-{self.partition}, {self.hold_s:.1f} s down"
+                whom = {
+                    "inbox-leader": f"leader of {INBOX}-{self.partition}",
+                    "group-coordinator": f"coordinator of group {GROUP_ID}",
+                    "txn-coordinator": f"transaction coordinator of {self.replica}",
+                }[self.role]
+                return f"{self.kind} {whom}, {self.hold_s:.1f} s down"
             case _:
                 return f"{self.kind} {self.target}, back after {self.hold_s:.1f} s"
 
@@ -196,16 +217,26 @@ def plan_faults(config: ChaosConfig) -> list[Fault]:
         point, count = rng.choice(POINTS), rng.randint(1, 8)
         short, pause, down = rng.uniform(0.5, 4.0), rng.uniform(8.0, 10.0), rng.uniform(3.0, 8.0)
         partition = rng.randint(0, config.partitions - 1)
+        # A cut shorter than the session timeout (6 s) is survived in place; a longer one makes
+        # the replica a zombie that must be fenced when its link comes back.
+        cut, role, stored = rng.uniform(2.0, 12.0), rng.choice(BROKER_ROLES), rng.randint(1, 40)
         match kind:
             case "crashpoint-replica":
                 count = 1 + count % 2 if point == "during-restore" else count
                 plan.append(Fault(at, kind, replica, 0.0, point, count))
+            case "crashpoint-participants":
+                where = PARTICIPANT_POINTS[0]
+                plan.append(Fault(at, kind, "participants", short, where, stored))
             case "pause-replica":
                 plan.append(Fault(at, kind, replica, pause))
+            case "cut-replica":
+                plan.append(Fault(at, kind, replica, cut))
             case "kill9-participants":
                 plan.append(Fault(at, kind, "participants", short))
             case "broker-kill9":
-                plan.append(Fault(at, kind, "broker", down, partition=partition))
+                plan.append(
+                    Fault(at, kind, "broker", down, partition=partition, role=role, replica=replica)
+                )
             case _:
                 plan.append(Fault(at, kind, replica, short))
     return plan
@@ -329,24 +360,30 @@ class _Run:
         with self.lock:
             if self.closing.is_set():
                 return None
-            replica = ReplicaProcess(self.bootstrap, replica_id, self.root, **settings)
+            assert self.cluster is not None
+            bootstrap = self.cluster.proxied.bootstrap(replica_id)  # cuttable: cut-replica
+            replica = ReplicaProcess(bootstrap, replica_id, self.root, **settings)
             replica.start()
             self.replicas[replica_id] = replica
             return replica
 
-    def start_participants(self) -> None:
+    def start_participants(self, crash_at: str = "") -> ParticipantsProcess | None:
+        """Start the participants (again), optionally told to kill themselves at a point."""
         with self.lock:
             if self.closing.is_set():
-                return
-            if self.participants is None:
-                b = self.config.behaviour
-                self.participants = ParticipantsProcess(
-                    self.bootstrap, self.root,
-                    "--seed", str(b.seed), "--decline-rate", str(b.decline_rate),
-                    "--silent-rate", str(b.silent_rate), "--flaky-rate", str(b.flaky_rate),
-                    "--session-timeout-ms", "6000",  # a killed participant is replaced fast
-                )  # fmt: skip
+                return None
+            b = self.config.behaviour
+            self.participants = ParticipantsProcess(
+                self.bootstrap, self.root,
+                "--seed", str(b.seed), "--decline-rate", str(b.decline_rate),
+                "--silent-rate", str(b.silent_rate), "--flaky-rate", str(b.flaky_rate),
+                "--slow-rate", str(b.slow_rate), "--slow-ms", str(b.slow_ms),
+                "--duplicate-rate", str(b.duplicate_rate),
+                "--session-timeout-ms", "6000",  # a killed participant is replaced fast
+                env={"KSAGA_CRASH_AT": crash_at} if crash_at else None,
+            )  # fmt: skip
             self.participants.start()
+            return self.participants
 
     def supervise(self) -> None:
         """Restart what exited on its own (a fenced zombie exits non-zero), as Kubernetes would."""
@@ -449,6 +486,10 @@ class _Run:
                     self._wipe_replica(fault)
                 case "kill9-participants":
                     self._kill9_participants(fault)
+                case "crashpoint-participants":
+                    self._crashpoint_participants(fault)
+                case "cut-replica":
+                    self._cut_replica(fault)
                 case "broker-kill9":
                     self._broker_kill9(fault)
                 case _:
@@ -520,10 +561,54 @@ class _Run:
         self.start_participants()
         self.say("healed: participants restarted")
 
+    def _crashpoint_participants(self, fault: Fault) -> None:
+        assert self.participants is not None
+        self.participants.kill()
+        crashing = self.start_participants(crash_at=f"{fault.point}:{fault.count}")
+        if crashing is None:
+            return
+        deadline = clock.monotonic() + CRASH_WAIT_S
+        while crashing.running() and clock.monotonic() < deadline:
+            if self.closing.wait(0.1):
+                return
+        code = crashing.wait(0) if not crashing.running() else None
+        if code == -signal.SIGKILL:
+            self._count(self.faults, fault.kind)
+            self.say(f"crashed: participants after storing outcome {fault.count}, unreplied")
+        else:
+            self._count(self.missed, fault.kind)
+            crashing.kill()
+            self.say(f"missed: participants never stored {fault.count} outcomes (exit {code})")
+        self.closing.wait(fault.hold_s)
+        self.start_participants()
+        self.say("healed: participants restarted; the redelivered commands meet the store")
+
+    def _cut_replica(self, fault: Fault) -> None:
+        assert self.cluster is not None
+        proxied = self.cluster.proxied
+        proxied.cut(fault.target)
+        self._count(self.faults, fault.kind)
+        try:
+            self.closing.wait(fault.hold_s)
+        finally:
+            proxied.restore(fault.target)
+        self.say(f"healed: {fault.target}'s link to the brokers restored")
+
+    def _broker_to_kill(self, cluster: KafkaCluster, fault: Fault) -> int:
+        admin = cluster.admin()
+        match fault.role:
+            case "group-coordinator":
+                found = group_coordinator(admin, GROUP_ID)
+            case "txn-coordinator":
+                found = transaction_coordinator(admin, f"{GROUP_ID}-{fault.replica}")
+            case _:
+                found = -1
+        return found if found > 0 else cluster.leader_of(INBOX, fault.partition, timeout=30)
+
     def _broker_kill9(self, fault: Fault) -> None:
         cluster = self.cluster
         assert isinstance(cluster, KafkaCluster)
-        node_id = cluster.leader_of(INBOX, fault.partition, timeout=30)
+        node_id = self._broker_to_kill(cluster, fault)
         cluster.kill_node(node_id)
         self._count(self.faults, fault.kind)
         self.closing.wait(fault.hold_s)
@@ -639,10 +724,11 @@ def run_chaos(config: ChaosConfig, echo: Callable[[str], None] = print) -> Chaos
     report: CheckReport | None = None
     checker_output: list[str] = []
     try:
+        proxied = config.replica_ids  # each replica reaches the brokers through its own proxy
         if config.cluster == "single":
-            run.cluster = KafkaBroker(root / "kafka").start()
+            run.cluster = KafkaBroker(root / "kafka", proxied=proxied).start()
         else:
-            run.cluster = KafkaCluster(root / "kafka").start()
+            run.cluster = KafkaCluster(root / "kafka", proxied=proxied).start()
         run.say(
             f"Kafka {run.cluster.version} up at {run.bootstrap}"
             f" in {run.cluster.startup_seconds:.1f} s"
@@ -723,6 +809,10 @@ def _check(run: _Run, output: list[str]) -> CheckReport | None:
 @click.option("--decline-rate", type=click.FloatRange(0, 1), default=0.1, show_default=True)
 @click.option("--silent-rate", type=click.FloatRange(0, 1), default=0.02, show_default=True)
 @click.option("--flaky-rate", type=click.FloatRange(0, 1), default=0.1, show_default=True)
+@click.option("--slow-rate", type=click.FloatRange(0, 1), default=0.02, show_default=True)
+@click.option(
+    "--duplicate-reply-rate", type=click.FloatRange(0, 1), default=0.03, show_default=True
+)
 @click.option("--duplicate-rate", type=click.FloatRange(0, 1), default=0.02, show_default=True)
 @click.option("--quiesce-timeout", type=click.FloatRange(1), default=300.0, show_default=True)
 @click.option(
@@ -745,6 +835,8 @@ def chaos_command(
     decline_rate: float,
     silent_rate: float,
     flaky_rate: float,
+    slow_rate: float,
+    duplicate_reply_rate: float,
     duplicate_rate: float,
     quiesce_timeout: float,
     workdir: Path | None,
@@ -754,8 +846,8 @@ def chaos_command(
         config = ChaosConfig(
             seed=seed, duration_s=duration, sagas=sagas, rate=rate, replicas=replicas,
             partitions=partitions, cluster=cluster, decline_rate=decline_rate,
-            silent_rate=silent_rate, flaky_rate=flaky_rate,
-            duplicate_trigger_rate=duplicate_rate,
+            silent_rate=silent_rate, flaky_rate=flaky_rate, slow_rate=slow_rate,
+            duplicate_reply_rate=duplicate_reply_rate, duplicate_trigger_rate=duplicate_rate,
             faults=tuple(k.strip() for k in faults.split(",") if k.strip()) or None,
             fault_interval_s=fault_interval, quiesce_timeout_s=quiesce_timeout, workdir=workdir,
         )  # fmt: skip

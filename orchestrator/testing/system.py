@@ -125,13 +125,18 @@ class ReplicaProcess(ChildProcess):
 
 class ParticipantsProcess(ChildProcess):
     def __init__(
-        self, bootstrap: str, workdir: Path, *options: str, name: str = "participants"
+        self,
+        bootstrap: str,
+        workdir: Path,
+        *options: str,
+        name: str = "participants",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         argv = [
             sys.executable, "-m", "orchestrator", "participants", "--bootstrap", bootstrap,
             "--state-dir", str(workdir / name / "rocksdb"), *options,
         ]  # fmt: skip
-        super().__init__(name, argv, {}, workdir / f"{name}.log")
+        super().__init__(name, argv, dict(env or {}), workdir / f"{name}.log")
 
 
 def publish_orders(bootstrap: str, order_ids: Iterable[str], topic: str = "orders") -> int:

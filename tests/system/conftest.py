@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from connectors.order_participants import Behaviour, expected_outcome
+from orchestrator.app import EXIT_FATAL
 from orchestrator.testing.checker import CheckInput, check
 from orchestrator.testing.kafka_cluster import KafkaBroker, wait_for
 from orchestrator.testing.system import (
@@ -21,6 +22,7 @@ from orchestrator.testing.system import (
 )
 
 PARTITIONS = 4
+PROXIED = ("r0", "r1")  # replica ids that may reach the broker through a cuttable TCP proxy
 
 
 @dataclass
@@ -32,13 +34,22 @@ class System:
     participants: list[ParticipantsProcess] = field(default_factory=list)
     published: list[str] = field(default_factory=list)
     observer: Observer | None = None
+    supervised: bool = False
+    """Restart a replica that exits with EXIT_FATAL (as Kubernetes would) instead of failing."""
+    restarts: list[str] = field(default_factory=list)
+    _via_proxy: dict[str, bool] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
         return self.broker.bootstrap_servers
 
-    def replica(self, replica_id: str, **settings: object) -> ReplicaProcess:
-        replica = ReplicaProcess(self.bootstrap, replica_id, self.workdir, **settings)
+    def replica(
+        self, replica_id: str, *, via_proxy: bool = False, **settings: object
+    ) -> ReplicaProcess:
+        """Start a replica; ``via_proxy``: through its own cuttable link (``PROXIED`` names)."""
+        bootstrap = self.broker.proxied.bootstrap(replica_id) if via_proxy else self.bootstrap
+        replica = ReplicaProcess(bootstrap, replica_id, self.workdir, **settings)
+        self._via_proxy[replica_id] = via_proxy
         replica.start()
         self.replicas[replica_id] = replica
         return replica
@@ -73,7 +84,7 @@ class System:
 
         def done() -> bool:
             observer.poll()
-            self._check_alive()
+            self.check_alive()
             return want <= set(observer.terminal())
 
         try:
@@ -84,7 +95,12 @@ class System:
         observer.poll(0.5)  # drain what was committed with the last states
         return {k: v for k, v in observer.terminal().items() if k in want}
 
-    def _check_alive(self) -> None:
+    def check_alive(self) -> None:
+        if self.supervised:
+            for replica_id, replica in list(self.replicas.items()):
+                if replica.proc is not None and replica.proc.poll() == EXIT_FATAL:
+                    self.restarts.append(replica_id)
+                    self.replica(replica_id, via_proxy=self._via_proxy[replica_id])
         for process in [*self.replicas.values(), *self.participants]:
             if process.proc is not None and process.proc.poll() not in (None, 0, -9, -15):
                 raise AssertionError(
@@ -142,7 +158,7 @@ def system_factory(tmp_path: Path) -> Iterator[Callable[[Behaviour], System]]:
     made: list[System] = []
 
     def make(behaviour: Behaviour) -> System:
-        broker = KafkaBroker(tmp_path / "kafka").start()
+        broker = KafkaBroker(tmp_path / "kafka", proxied=PROXIED).start()
         create_all_topics(broker.bootstrap_servers, PARTITIONS)
         system = System(broker, tmp_path / "ksaga", behaviour)
         made.append(system)
