@@ -27,6 +27,7 @@ from orchestrator.probes import start_probe_server
 from orchestrator.registry import load_registry
 from orchestrator.store import STORE_FORMAT_VERSION, RocksSagaStore, StoreMeta
 from orchestrator.topics import check_topics
+from orchestrator.watchdog import LoopWatchdog
 
 __all__ = ["EXIT_CONFIG", "EXIT_FATAL", "configure_logging", "run_replica"]
 
@@ -116,6 +117,9 @@ def run_replica(settings: Settings, stop: threading.Event | None = None) -> int:
         if settings.http_port
         else None
     )
+    watchdog = LoopWatchdog(
+        lambda: orchestrator.heartbeat, settings.loop_stall_limit_s, EXIT_FATAL
+    ).start()
     code = 0
     try:
         if stop is not None:
@@ -127,6 +131,7 @@ def run_replica(settings: Settings, stop: threading.Event | None = None) -> int:
         _log.error("fatal error; exiting for a restart", error=str(exc))
         code = EXIT_FATAL
     finally:
+        watchdog.stop()
         if probes is not None:
             probes.shutdown()
         restore_consumer.close()

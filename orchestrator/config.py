@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     transaction_timeout_ms: int = Field(default=30_000, ge=1_000, le=900_000)
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    loop_stall_timeout_ms: int | None = Field(
+        default=None,
+        ge=5_000,
+        description="exit (for a restart) when one loop step blocks this long;"
+        " default: transaction_timeout_ms + 60 s (see orchestrator/watchdog.py)",
+    )
     static_membership: bool = False
     timer_scan_limit: int = Field(default=1_000, ge=1)
     history: bool = True
@@ -60,6 +66,13 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="extra librdkafka settings as JSON (TLS, SASL, ...), passed to every client",
     )
+
+    @property
+    def loop_stall_limit_s(self) -> float:
+        """The watchdog's limit: longer than any single bounded wait of the loop."""
+        if self.loop_stall_timeout_ms is not None:
+            return self.loop_stall_timeout_ms / 1000
+        return self.transaction_timeout_ms / 1000 + 60
 
     @field_validator("bootstrap_servers")
     @classmethod

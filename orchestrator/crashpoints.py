@@ -4,14 +4,18 @@
 ``<point>`` (an orchestrator point, or a participant point for ``ksaga participants``); unset
 (always, in production) every call is a dictionary lookup that returns. A real SIGKILL, not an
 exception: no ``finally``, no flush, no close, exactly like a crash.
+
+``KSAGA_STALL_AT=<point>:<n>`` instead blocks the loop forever at that pass, like a Kafka call
+that ignores its timeout (the fault the watchdog, ``orchestrator/watchdog.py``, exists for).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 
-__all__ = ["PARTICIPANT_POINTS", "POINTS", "crash_configured", "crash_point"]
+__all__ = ["PARTICIPANT_POINTS", "POINTS", "crash_configured", "crash_point", "stall_point"]
 
 POINTS = (
     "after-produce",  # K2: some records produced, offsets not yet sent
@@ -24,18 +28,21 @@ PARTICIPANT_POINTS = (
 )
 
 
-def _parse(spec: str | None) -> tuple[str, int] | None:
+def _parse(variable: str) -> tuple[str, int] | None:
+    spec = os.environ.get(variable)
     if not spec:
         return None
     point, _, count = spec.partition(":")
     if point not in POINTS + PARTICIPANT_POINTS:
         known = ", ".join(POINTS + PARTICIPANT_POINTS)
-        raise ValueError(f"KSAGA_CRASH_AT: unknown point {point!r}; one of {known}")
+        raise ValueError(f"{variable}: unknown point {point!r}; one of {known}")
     return point, int(count or "1")
 
 
-_TARGET = _parse(os.environ.get("KSAGA_CRASH_AT"))
+_TARGET = _parse("KSAGA_CRASH_AT")
+_STALL = _parse("KSAGA_STALL_AT")
 _passes: dict[str, int] = {}
+_stall_passes: dict[str, int] = {}
 
 
 def crash_configured(point: str) -> bool:
@@ -49,3 +56,12 @@ def crash_point(point: str) -> None:
     _passes[point] = _passes.get(point, 0) + 1
     if _passes[point] >= _TARGET[1]:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def stall_point(point: str) -> None:
+    """Block this thread forever on the n-th pass of ``point`` (see the module docstring)."""
+    if _STALL is None or _STALL[0] != point:
+        return
+    _stall_passes[point] = _stall_passes.get(point, 0) + 1
+    if _stall_passes[point] >= _STALL[1]:
+        threading.Event().wait()

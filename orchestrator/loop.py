@@ -44,7 +44,7 @@ from orchestrator.core import (
     SendCommand,
     decide,
 )
-from orchestrator.crashpoints import crash_point
+from orchestrator.crashpoints import crash_point, stall_point
 from orchestrator.errors import DecodeError, KsagaError
 from orchestrator.inbox import Unroutable, definition_for
 from orchestrator.kafka import ErrorClass, classify
@@ -137,6 +137,10 @@ class Orchestrator:
             self.step()
         _log.info("orchestrator stopping: leaving the group")
 
+    def beat(self) -> None:
+        """The loop is alive: read by ``/live`` and by the watchdog (orchestrator/watchdog.py)."""
+        self.heartbeat = clock.monotonic()
+
     @property
     def ready(self) -> bool:
         """Every owned inbox partition restored (the readiness probe)."""
@@ -144,7 +148,7 @@ class Orchestrator:
 
     def step(self) -> None:
         """One turn: restore what is pending, then one batch (if there is anything to do)."""
-        self.heartbeat = clock.monotonic()
+        self.beat()
         self._restore_pending()
         polled = self.consumer.consume(
             self.settings.batch_max_records, timeout=self.settings.batch_max_ms / 1000
@@ -216,6 +220,7 @@ class Orchestrator:
             batch.fired[saga_id] = token
         self.metrics.timers_fired.inc(len(due))
         crash_point("after-produce")
+        self.beat()
         if self.producer.flush(30):
             raise _Abort("records still undelivered after 30 s")
         if self._delivery_errors:
@@ -225,6 +230,7 @@ class Orchestrator:
             metadata = self.consumer.consumer_group_metadata()
             self._call(lambda: self.producer.send_offsets_to_transaction(offsets, metadata, 30))
             crash_point("after-send-offsets")
+            stall_point("after-send-offsets")
         began = clock.monotonic()
         self._call(lambda: self.producer.commit_transaction(30))
         crash_point("after-commit")
@@ -379,6 +385,7 @@ class Orchestrator:
     def _call(self, fn: Callable[[], T]) -> T:
         """Call a transactional API, retrying RETRIABLE errors, mapping the others."""
         for attempt in range(_RETRIES):
+            self.beat()  # each attempt is bounded; the watchdog catches one that is not
             try:
                 return fn()
             except KafkaException as exc:
@@ -485,10 +492,12 @@ class Orchestrator:
             try:
                 # Wait until a previous owner's transaction holding offsets for p is decided.
                 wait_s = self.settings.transaction_timeout_ms / 1000 + 30
+                self.beat()
                 self.consumer.committed([tp], timeout=wait_s)
                 result = restore_partition(
-                    self.store, self.restore_consumer, self.admin, self.topics.state, partition
-                )
+                    self.store, self.restore_consumer, self.admin, self.topics.state, partition,
+                    progress=self.beat,
+                )  # fmt: skip
             except (KafkaException, KsagaError) as exc:
                 raise FatalError(f"restore of partition {partition} failed: {exc}") from exc
             self.metrics.restore_seconds.observe(clock.monotonic() - began)

@@ -12,6 +12,7 @@ whose checkpoint the topic no longer covers (retention, a recreated topic) is wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -58,7 +59,12 @@ def restore_partition(
     partition: int,
     *,
     stall_timeout_s: float = 120.0,
+    progress: Callable[[], None] | None = None,
 ) -> RestoreResult:
+    """Bring ``partition`` of the store up to the state topic's high watermark.
+
+    ``progress`` is called on every chunk (the loop's heartbeat: a long restore is not a stall).
+    """
     began = clock.monotonic()
     target = high_watermark(admin, state_topic, partition)
     low = _low_watermark(admin, state_topic, partition)
@@ -82,6 +88,8 @@ def restore_partition(
         last_progress = clock.monotonic()
         while position < target:
             messages = consumer.consume(CHUNK, timeout=0.05)
+            if progress is not None:
+                progress()
             latest: dict[str, SagaState | None] = {}  # a chunk may hold one saga many times
             for msg in messages:
                 err = msg.error()

@@ -116,6 +116,8 @@ class ReplicaProcess(ChildProcess):
             "KSAGA_STATE_DIR": str(workdir / replica_id / "rocksdb"),
             "KSAGA_TRANSACTION_TIMEOUT_MS": "10000",
             "KSAGA_SESSION_TIMEOUT_MS": "6000",
+            # Above the loop's longest bounded wait (committed(): transaction timeout + 30 s).
+            "KSAGA_LOOP_STALL_TIMEOUT_MS": "45000",
             **{f"KSAGA_{k.upper()}": str(v) for k, v in settings.items()},
         }
         argv = [sys.executable, "-m", "orchestrator", "run", "--log-level", "INFO"]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from connectors.order_participants import Behaviour
+from orchestrator.app import EXIT_FATAL
 from orchestrator.testing.kafka_cluster import wait_for
 from tests.system.conftest import System, orders
 
@@ -83,3 +84,20 @@ def test_a_zombie_replica_that_wakes_up_cannot_commit_what_it_no_longer_owns(
     system.publish(orders("zb", 50, start=200))
     system.assert_guarantees()
     assert zombie.running(), "a fenced or expelled replica rejoins; it must not have crashed"
+
+
+def test_a_loop_stalled_inside_a_transaction_is_ended_by_its_watchdog(
+    system_factory: Callable[[Behaviour], System],
+) -> None:
+    """The chaos suite's finding: librdkafka's send_offsets_to_transaction can block past its
+    timeout after a network cut, and the stuck replica then stalls the whole group. With
+    ``KSAGA_STALL_AT`` the loop blocks forever at that very call; the watchdog must end the
+    process with EXIT_FATAL (a crash), and the restarted replica must finish every saga."""
+    system = system_factory(MIXED)
+    stalled = system.replica("r1", stall_at="after-send-offsets:4", loop_stall_timeout_ms=5_000)
+    system.start_participants()
+    system.publish(orders("st", 60))
+    assert stalled.wait(90) == EXIT_FATAL, stalled.tail()
+    assert "loop stalled; exiting for a restart" in stalled.log_path.read_text()
+    system.replica("r1")
+    system.assert_guarantees()
