@@ -142,9 +142,13 @@ class Orchestrator:
         """Every owned inbox partition restored (the readiness probe)."""
         return bool(self.assigned) and not self.pending_restore
 
+    def beat(self) -> None:
+        """The loop made progress (the liveness probe): a turn began or a restore moved on."""
+        self.heartbeat = clock.monotonic()
+
     def step(self) -> None:
         """One turn: restore what is pending, then one batch (if there is anything to do)."""
-        self.heartbeat = clock.monotonic()
+        self.beat()
         self._restore_pending()
         polled = self.consumer.consume(
             self.settings.batch_max_records, timeout=self.settings.batch_max_ms / 1000
@@ -484,10 +488,14 @@ class Orchestrator:
             began = clock.monotonic()
             try:
                 # Wait until a previous owner's transaction holding offsets for p is decided.
-                wait_s = self.settings.transaction_timeout_ms / 1000 + 30
-                self.consumer.committed([tp], timeout=wait_s)
+                self.consumer.committed([tp], timeout=self.settings.previous_owner_wait_s)
                 result = restore_partition(
-                    self.store, self.restore_consumer, self.admin, self.topics.state, partition
+                    self.store,
+                    self.restore_consumer,
+                    self.admin,
+                    self.topics.state,
+                    partition,
+                    progress=self.beat,
                 )
             except (KafkaException, KsagaError) as exc:
                 raise FatalError(f"restore of partition {partition} failed: {exc}") from exc

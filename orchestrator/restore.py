@@ -12,6 +12,7 @@ whose checkpoint the topic no longer covers (retention, a recreated topic) is wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -58,7 +59,9 @@ def restore_partition(
     partition: int,
     *,
     stall_timeout_s: float = 120.0,
+    progress: Callable[[], None] | None = None,
 ) -> RestoreResult:
+    """Restore one partition; ``progress`` is called whenever the position moves on (liveness)."""
     began = clock.monotonic()
     target = high_watermark(admin, state_topic, partition)
     low = _low_watermark(admin, state_topic, partition)
@@ -101,6 +104,8 @@ def restore_partition(
             if current.offset >= 0 and current.offset > position:
                 position = current.offset
                 last_progress = clock.monotonic()
+                if progress is not None:
+                    progress()
             if puts or deletes or position > (store.checkpoint(partition) or -1):
                 store.apply(StoreBatch.of(puts, deletes, {partition: position}))
                 crash_point("during-restore")
