@@ -53,10 +53,19 @@ def create_all_topics(bootstrap: str, partitions: int, prefix: str = "ksaga.") -
 class ChildProcess:
     """A child process with its output in a log file, stoppable the way a supervisor does."""
 
-    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        log: Path,
+        *,
+        inherit_env: bool = True,
+    ) -> None:
+        """``inherit_env=False``: exactly ``env`` and nothing of ours (a container's view)."""
         self.name = name
         self.argv = argv
-        self.env = {**os.environ, **env}
+        self.env = {**os.environ, **env} if inherit_env else dict(env)
         self.log_path = log
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
