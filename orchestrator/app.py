@@ -113,12 +113,17 @@ def run_replica(settings: Settings, stop: threading.Event | None = None) -> int:
         metrics=Metrics(),
     )
     probes = (
-        start_probe_server(settings.http_port, orchestrator, orchestrator.metrics.registry)
+        start_probe_server(
+            settings.http_port,
+            orchestrator,
+            orchestrator.metrics.registry,
+            stale_after_s=settings.liveness_timeout_s,
+        )
         if settings.http_port
         else None
     )
     watchdog = LoopWatchdog(
-        lambda: orchestrator.heartbeat, settings.loop_stall_limit_s, EXIT_FATAL
+        lambda: orchestrator.heartbeat, settings.liveness_timeout_s, EXIT_FATAL
     ).start()
     code = 0
     try:

@@ -134,10 +134,12 @@ def topics() -> None:
 
 
 @topics.command("create")
-@click.option("--bootstrap", envvar="KSAGA_BOOTSTRAP_SERVERS", required=True)
+@click.option("--bootstrap", envvar="KSAGA_BOOTSTRAP_SERVERS", show_envvar=True, required=True)
 @click.option(
     "--partitions",
     type=click.IntRange(1, 10_000),
+    envvar="KSAGA_PARTITIONS",
+    show_envvar=True,
     required=True,
     help="P for inbox and state (fixed forever: choose it for the largest deployment).",
 )

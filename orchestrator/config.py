@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.errors import ConfigError
@@ -43,14 +43,14 @@ class Settings(BaseSettings):
     batch_max_ms: int = Field(default=20, ge=1, le=10_000)
     linger_ms: int = Field(default=2, ge=0, le=1_000)
     transaction_timeout_ms: int = Field(default=30_000, ge=1_000, le=900_000)
+    liveness_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="/live answers 503, and the watchdog ends the process, once the loop has"
+        " made no progress for this long",
+    )
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
-    loop_stall_timeout_ms: int | None = Field(
-        default=None,
-        ge=5_000,
-        description="exit (for a restart) when one loop step blocks this long;"
-        " default: transaction_timeout_ms + 60 s (see orchestrator/watchdog.py)",
-    )
     static_membership: bool = False
     timer_scan_limit: int = Field(default=1_000, ge=1)
     history: bool = True
@@ -67,13 +67,6 @@ class Settings(BaseSettings):
         description="extra librdkafka settings as JSON (TLS, SASL, ...), passed to every client",
     )
 
-    @property
-    def loop_stall_limit_s(self) -> float:
-        """The watchdog's limit: longer than any single bounded wait of the loop."""
-        if self.loop_stall_timeout_ms is not None:
-            return self.loop_stall_timeout_ms / 1000
-        return self.transaction_timeout_ms / 1000 + 60
-
     @field_validator("bootstrap_servers")
     @classmethod
     def _bootstrap(cls, value: str) -> str:
@@ -88,9 +81,39 @@ class Settings(BaseSettings):
             raise ValueError("use only letters, digits, '.', '_' and '-'")
         return value
 
+    @field_validator("liveness_timeout_s")
+    @classmethod
+    def _liveness(cls, value: float, info: ValidationInfo) -> float:
+        # A turn of the loop may legitimately block this long (see ``previous_owner_wait_s``);
+        # a shorter liveness timeout would have the kubelet kill a replica that is only waiting.
+        txn_ms = info.data.get("transaction_timeout_ms")
+        if txn_ms is not None and value <= _previous_owner_wait_s(txn_ms):
+            raise ValueError(
+                f"must exceed KSAGA_TRANSACTION_TIMEOUT_MS/1000 + {_OWNER_WAIT_MARGIN_S} s"
+                f" = {_previous_owner_wait_s(txn_ms):g} s (the longest wait of a restore for a"
+                " previous owner's transaction); raise it or lower the transaction timeout"
+            )
+        return value
+
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    @property
+    def previous_owner_wait_s(self) -> float:
+        """How long a restore waits for a previous owner's open transaction to be decided.
+
+        The broker aborts a transaction after ``transaction.timeout.ms``; the margin covers its
+        abort sweep and the coordinator round trips.
+        """
+        return _previous_owner_wait_s(self.transaction_timeout_ms)
+
+
+_OWNER_WAIT_MARGIN_S = 30
+
+
+def _previous_owner_wait_s(transaction_timeout_ms: int) -> float:
+    return transaction_timeout_ms / 1000 + _OWNER_WAIT_MARGIN_S
 
 
 class Topics:

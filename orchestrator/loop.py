@@ -137,14 +137,15 @@ class Orchestrator:
             self.step()
         _log.info("orchestrator stopping: leaving the group")
 
-    def beat(self) -> None:
-        """The loop is alive: read by ``/live`` and by the watchdog (orchestrator/watchdog.py)."""
-        self.heartbeat = clock.monotonic()
-
     @property
     def ready(self) -> bool:
         """Every owned inbox partition restored (the readiness probe)."""
         return bool(self.assigned) and not self.pending_restore
+
+    def beat(self) -> None:
+        """The loop made progress: a turn began, a bounded Kafka call is about to start, or a
+        restore moved on. Read by ``/live`` and by the watchdog (orchestrator/watchdog.py)."""
+        self.heartbeat = clock.monotonic()
 
     def step(self) -> None:
         """One turn: restore what is pending, then one batch (if there is anything to do)."""
@@ -491,13 +492,16 @@ class Orchestrator:
             began = clock.monotonic()
             try:
                 # Wait until a previous owner's transaction holding offsets for p is decided.
-                wait_s = self.settings.transaction_timeout_ms / 1000 + 30
                 self.beat()
-                self.consumer.committed([tp], timeout=wait_s)
+                self.consumer.committed([tp], timeout=self.settings.previous_owner_wait_s)
                 result = restore_partition(
-                    self.store, self.restore_consumer, self.admin, self.topics.state, partition,
+                    self.store,
+                    self.restore_consumer,
+                    self.admin,
+                    self.topics.state,
+                    partition,
                     progress=self.beat,
-                )  # fmt: skip
+                )
             except (KafkaException, KsagaError) as exc:
                 raise FatalError(f"restore of partition {partition} failed: {exc}") from exc
             self.metrics.restore_seconds.observe(clock.monotonic() - began)

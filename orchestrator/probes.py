@@ -1,5 +1,10 @@
 """HTTP endpoints of a replica: ``/ready`` (all owned partitions restored, with restore progress),
-``/live`` (the loop turned recently) and ``/metrics`` (Prometheus). Off unless a port is set.
+``/live`` (the loop's heartbeat is recent) and ``/metrics`` (Prometheus). Off unless a port is set.
+
+The heartbeat moves when a turn of the loop begins and whenever a restore reads further, so
+``/live`` fails only when the loop is stuck (a hung call, a deadlock), not while it restores a
+large partition; ``stale_after_s`` (``KSAGA_LIVENESS_TIMEOUT_S``) must exceed the longest call a
+turn may legitimately block in, which ``config`` checks at start.
 
 A daemon thread with the standard library's server: it only reads the loop's counters and sets,
 never touches Kafka or RocksDB, so a slow scrape cannot stall the loop.
@@ -32,7 +37,7 @@ class Probed(Protocol):
 
 
 def start_probe_server(
-    port: int, loop: Probed, registry: CollectorRegistry, *, stale_after_s: float = 60.0
+    port: int, loop: Probed, registry: CollectorRegistry, *, stale_after_s: float
 ) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -61,10 +61,7 @@ def restore_partition(
     stall_timeout_s: float = 120.0,
     progress: Callable[[], None] | None = None,
 ) -> RestoreResult:
-    """Bring ``partition`` of the store up to the state topic's high watermark.
-
-    ``progress`` is called on every chunk (the loop's heartbeat: a long restore is not a stall).
-    """
+    """Restore one partition; ``progress`` is called whenever the position moves on (liveness)."""
     began = clock.monotonic()
     target = high_watermark(admin, state_topic, partition)
     low = _low_watermark(admin, state_topic, partition)
@@ -109,6 +106,8 @@ def restore_partition(
             if current.offset >= 0 and current.offset > position:
                 position = current.offset
                 last_progress = clock.monotonic()
+                if progress is not None:
+                    progress()
             if puts or deletes or position > (store.checkpoint(partition) or -1):
                 store.apply(StoreBatch.of(puts, deletes, {partition: position}))
                 crash_point("during-restore")

@@ -53,10 +53,19 @@ def create_all_topics(bootstrap: str, partitions: int, prefix: str = "ksaga.") -
 class ChildProcess:
     """A child process with its output in a log file, stoppable the way a supervisor does."""
 
-    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        log: Path,
+        *,
+        inherit_env: bool = True,
+    ) -> None:
+        """``inherit_env=False``: exactly ``env`` and nothing of ours (a container's view)."""
         self.name = name
         self.argv = argv
-        self.env = {**os.environ, **env}
+        self.env = {**os.environ, **env} if inherit_env else dict(env)
         self.log_path = log
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -116,8 +125,9 @@ class ReplicaProcess(ChildProcess):
             "KSAGA_STATE_DIR": str(workdir / replica_id / "rocksdb"),
             "KSAGA_TRANSACTION_TIMEOUT_MS": "10000",
             "KSAGA_SESSION_TIMEOUT_MS": "6000",
-            # Above the loop's longest bounded wait (committed(): transaction timeout + 30 s).
-            "KSAGA_LOOP_STALL_TIMEOUT_MS": "45000",
+            # The watchdog's limit: above the loop's longest bounded wait (transaction timeout
+            # + 30 s), well below the default 120 s so a stalled replica is restarted sooner.
+            "KSAGA_LIVENESS_TIMEOUT_S": "45",
             **{f"KSAGA_{k.upper()}": str(v) for k, v in settings.items()},
         }
         argv = [sys.executable, "-m", "orchestrator", "run", "--log-level", "INFO"]

@@ -60,7 +60,9 @@ def test_restore_equals_the_committed_fold_and_reaches_the_high_watermark(
         {"bootstrap.servers": bootstrap, "group.id": "restore-test",
          "isolation.level": "read_committed", "enable.partition.eof": True}
     )  # fmt: skip
-    result = restore_partition(store, consumer, admin, topic, 1)
+    moved: list[int] = []  # the liveness heartbeat: called whenever the position moves on
+    result = restore_partition(store, consumer, admin, topic, 1, progress=lambda: moved.append(1))
+    assert moved
     want = {k: v for k, v in expected.items() if v is not None}
     assert {s.saga_id: s for s in store.states(1)} == want
     assert store.get(1, "s0") == state("s0", 39)  # the aborted version 999 is invisible
@@ -69,7 +71,10 @@ def test_restore_equals_the_committed_fold_and_reaches_the_high_watermark(
     assert result.records == 5 * 39 + 1
 
     # A later restore resumes from the checkpoint; a checkpoint past the end wipes and rebuilds.
-    assert restore_partition(store, consumer, admin, topic, 1).records == 0
+    moved.clear()
+    resumed = restore_partition(store, consumer, admin, topic, 1, progress=lambda: moved.append(1))
+    assert resumed.records == 0
+    assert moved == []  # already at the end: no progress to report
     store.apply(StoreBatch.of([(1, dataclasses.replace(state("s1", 1)))], (), {1: 10**9}))
     again = restore_partition(store, consumer, admin, topic, 1)
     assert again.wiped

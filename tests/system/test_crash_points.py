@@ -94,10 +94,15 @@ def test_a_loop_stalled_inside_a_transaction_is_ended_by_its_watchdog(
     ``KSAGA_STALL_AT`` the loop blocks forever at that very call; the watchdog must end the
     process with EXIT_FATAL (a crash), and the restarted replica must finish every saga."""
     system = system_factory(MIXED)
-    stalled = system.replica("r1", stall_at="after-send-offsets:4", loop_stall_timeout_ms=5_000)
+    stalled = system.replica(
+        "r1",
+        stall_at="after-send-offsets:4",
+        transaction_timeout_ms=2_000,  # so the liveness limit may be as low as 33 s
+        liveness_timeout_s=33,
+    )
     system.start_participants()
     system.publish(orders("st", 60))
-    assert stalled.wait(90) == EXIT_FATAL, stalled.tail()
+    assert stalled.wait(120) == EXIT_FATAL, stalled.tail()
     assert "loop stalled; exiting for a restart" in stalled.log_path.read_text()
     system.replica("r1")
     system.assert_guarantees()
