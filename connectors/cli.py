@@ -35,6 +35,27 @@ __all__ = ["participants_command"]
 @click.option("--silent-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @click.option("--flaky-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--hung-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of orders whose ChargePayment is never answered.",
+)
+@click.option(
+    "--undo-failing-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of orders whose ReleaseStock/RefundPayment always fail (retryably).",
+)
+@click.option(
+    "--shipping-lost-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of orders whose ShipOrder is never answered (the pivot in doubt).",
+)
 @click.option("--dlq-topic", default="ksaga.dlq", show_default=True)
 @click.option(
     "--session-timeout-ms",
@@ -60,6 +81,9 @@ def participants_command(
     silent_rate: float,
     flaky_rate: float,
     latency_ms: float,
+    hung_rate: float,
+    undo_failing_rate: float,
+    shipping_lost_rate: float,
     dlq_topic: str,
     session_timeout_ms: int,
     poll_timeout_ms: int,
@@ -80,6 +104,9 @@ def participants_command(
         silent_rate=silent_rate,
         flaky_rate=flaky_rate,
         latency_ms=latency_ms,
+        hung_rate=hung_rate,
+        undo_failing_rate=undo_failing_rate,
+        shipping_lost_rate=shipping_lost_rate,
     )
     participant = build_participant(config, behaviour)
     stop = threading.Event()
