@@ -146,8 +146,9 @@ def test_an_operator_cancels_an_order_waiting_on_a_silent_payment() -> None:
     s = scenario()
     s.succeed(StockReserved(reservation_id="r-1"))  # now charging; the gateway says nothing
     s.time_passes(1_000)
-    s.cancel(by="bob", reason="customer called")
-    assert s.status is SagaStatus.COMPENSATING
+    cancelled = s.cancel(by="bob", reason="customer called")
+    assert cancelled.state is not None
+    assert cancelled.state.status is SagaStatus.COMPENSATING
     s.succeed()  # the refund (of a charge that may or may not have happened)
     s.succeed()  # the release
     assert s.status is SagaStatus.COMPENSATED
