@@ -136,9 +136,13 @@ def test_an_operator_resumes_the_parked_refund_once_the_gateway_is_fixed() -> No
     s.run(participants)
     assert s.status is SagaStatus.FAILED
     gateway_up = True
-    s.resume(by="alice", reason="gateway back")
+    resumed = s.resume(by="alice", reason="gateway back")
+    assert resumed.state is not None
+    assert resumed.state.status is SagaStatus.COMPENSATING
     s.run(participants)
-    assert s.status is SagaStatus.COMPENSATED
+    assert s.timeline[-1].decision.state == s.state
+    assert s.state is not None
+    assert s.state.status.value == "COMPENSATED"
     assert s.sent()[-2:] == [("charge_payment", UNDO, 11), ("reserve_stock", UNDO, 1)]
 
 
