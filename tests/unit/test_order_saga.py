@@ -140,7 +140,6 @@ def test_an_operator_resumes_the_parked_refund_once_the_gateway_is_fixed() -> No
     assert resumed.state is not None
     assert resumed.state.status is SagaStatus.COMPENSATING
     s.run(participants)
-    assert s.timeline[-1].decision.state == s.state
     assert s.state is not None
     assert s.state.status.value == "COMPENSATED"
     assert s.sent()[-2:] == [("charge_payment", UNDO, 11), ("reserve_stock", UNDO, 1)]
