@@ -2,7 +2,7 @@
 
 The orchestrator and the example participants run as processes; the commands are run the way an
 operator runs them (``python -m orchestrator saga ...``). Outcomes are read from the topics
-(read_committed), and every test ends with the log checker's verdict: the operator's records are
+(read_committed), and the test ends with the log checker's verdict: the operator's records are
 inbox records, re-folded by the checker like every other input.
 """
 
