@@ -51,6 +51,27 @@ __all__ = ["participants_command"]
     show_default=True,
     help="Share of (saga, step, action) whose reply is produced twice (fault injection).",
 )
+@click.option(
+    "--hung-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of orders whose ChargePayment is never answered.",
+)
+@click.option(
+    "--undo-failing-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of orders whose ReleaseStock/RefundPayment always fail (retryably).",
+)
+@click.option(
+    "--shipping-lost-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of orders whose ShipOrder is never answered (the pivot in doubt).",
+)
 @click.option("--dlq-topic", default="ksaga.dlq", show_default=True)
 @click.option(
     "--session-timeout-ms",
@@ -79,6 +100,9 @@ def participants_command(
     slow_rate: float,
     slow_ms: float,
     duplicate_rate: float,
+    hung_rate: float,
+    undo_failing_rate: float,
+    shipping_lost_rate: float,
     dlq_topic: str,
     session_timeout_ms: int,
     poll_timeout_ms: int,
@@ -106,6 +130,9 @@ def participants_command(
         slow_rate=slow_rate,
         slow_ms=slow_ms,
         duplicate_rate=duplicate_rate,
+        hung_rate=hung_rate,
+        undo_failing_rate=undo_failing_rate,
+        shipping_lost_rate=shipping_lost_rate,
     )
     on_stored = (
         (lambda _info: crash_point("after-store")) if crash_configured("after-store") else None

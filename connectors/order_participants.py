@@ -17,7 +17,15 @@ The rules (the retry policy of ``sagas.order`` allows 3 attempts per step, 5 s t
   reply; it blocks this participant's loop meanwhile, as a slow synchronous call would).
 * ``duplicate_rate``: the runtime produces the reply to a (saga, step, action) twice (a
   duplicate delivery; the orchestrator must fold it once). Outcomes do not change.
-* UNDO handlers (ReleaseStock, RefundPayment) and shipping always succeed.
+* ``hung_rate``: payments never answers ChargePayment (a hung gateway): after three timeouts
+  the charge is in doubt and undone with the reservation: COMPENSATED (or sooner, when an
+  operator cancels the saga).
+* ``undo_failing_rate``: ReleaseStock and RefundPayment fail with a ``RetryableError`` on every
+  attempt (their store is down): the compensation gives up, FAILED until an operator fixes the
+  participant and resumes the saga.
+* ``shipping_lost_rate``: shipping never answers ShipOrder: the pivot's outcome is unknown,
+  FAILED until an operator resumes the saga.
+* Otherwise UNDO handlers (ReleaseStock, RefundPayment) and shipping always succeed.
 * ``latency_ms``: every handler sleeps that long first (a slow downstream system).
 """
 
@@ -65,9 +73,21 @@ class Behaviour:
     slow_rate: float = 0.0
     slow_ms: float = 400.0
     duplicate_rate: float = 0.0
+    hung_rate: float = 0.0
+    undo_failing_rate: float = 0.0
+    shipping_lost_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("decline_rate", "silent_rate", "flaky_rate", "slow_rate", "duplicate_rate"):
+        for name in (
+            "decline_rate",
+            "silent_rate",
+            "flaky_rate",
+            "slow_rate",
+            "duplicate_rate",
+            "hung_rate",
+            "undo_failing_rate",
+            "shipping_lost_rate",
+        ):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {rate!r}")
@@ -97,10 +117,23 @@ class Behaviour:
         where = f"{info.saga_id}|{info.step}|{info.action}"
         return self._draw("duplicate", where) < self.duplicate_rate
 
+    def hung(self, order_id: str) -> bool:
+        return self._draw("hung", order_id) < self.hung_rate
+
+    def undo_fails(self, order_id: str) -> bool:
+        return self._draw("undo-fails", order_id) < self.undo_failing_rate
+
+    def shipping_lost(self, order_id: str) -> bool:
+        return self._draw("shipping-lost", order_id) < self.shipping_lost_rate
+
 
 def expected_outcome(order_id: str, behaviour: Behaviour) -> str:
-    """The order saga's terminal status for ``order_id``: "COMPLETED" or "COMPENSATED"."""
-    return "COMPENSATED" if behaviour.declines(order_id) else "COMPLETED"
+    """The order saga's terminal status for ``order_id`` without an operator stepping in:
+    "COMPLETED", "COMPENSATED" or (with the undo-failing or shipping-lost switches) "FAILED"."""
+    b = behaviour
+    if b.hung(order_id) or b.declines(order_id):
+        return "FAILED" if b.undo_fails(order_id) else "COMPENSATED"
+    return "FAILED" if b.shipping_lost(order_id) else "COMPLETED"
 
 
 class OrderServices:
@@ -124,9 +157,13 @@ class OrderServices:
 
     def release_stock(self, cmd: CommandInfo, payload: ReleaseStock) -> None:
         self._work()
+        if self.behaviour.undo_fails(payload.order_id):
+            raise RetryableError("InventoryUnavailable", "the inventory store is down")
 
-    def charge_payment(self, cmd: CommandInfo, payload: ChargePayment) -> PaymentCharged:
+    def charge_payment(self, cmd: CommandInfo, payload: ChargePayment) -> PaymentCharged | NoReply:
         self._work()
+        if self.behaviour.hung(payload.order_id):
+            return NoReply()
         if self.behaviour.declines(payload.order_id):
             raise NonRetryableError("CardDeclined", f"card of {payload.customer_id} declined")
         if cmd.attempt == 1 and self.behaviour.flaky(payload.order_id):
@@ -135,9 +172,13 @@ class OrderServices:
 
     def refund_payment(self, cmd: CommandInfo, payload: RefundPayment) -> None:
         self._work()
+        if self.behaviour.undo_fails(payload.order_id):
+            raise RetryableError("RefundsUnavailable", "the refund service is down")
 
-    def ship_order(self, cmd: CommandInfo, payload: ShipOrder) -> OrderShipped:
+    def ship_order(self, cmd: CommandInfo, payload: ShipOrder) -> OrderShipped | NoReply:
         self._work()
+        if self.behaviour.shipping_lost(payload.order_id):
+            return NoReply()
         return OrderShipped(tracking_number=f"trk-{payload.order_id}")
 
 

@@ -7,15 +7,17 @@ trouble) prints its fix-it message and exits 1, without a traceback.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
 
 from connectors.cli import participants_command
-from orchestrator.core import StepKind
+from orchestrator.core import SagaCancelled, SagaResumed, StepKind
 from orchestrator.dsl import Saga
 from orchestrator.errors import KsagaError
 from orchestrator.registry import load_registry
@@ -207,6 +209,64 @@ def kafka_start(nodes: int) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
         click.echo("stopping...")
+
+
+@cli.group()
+def saga() -> None:
+    """Act on one saga: resume it after a fix, or cancel it."""
+
+
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in this container: say so rather than fail
+        return "unknown"
+
+
+_SIGNAL_OPTIONS = [
+    click.argument("saga_id"),
+    click.option("--reason", default="", help="Why, for the audit trail (kept in the inbox)."),
+    click.option(
+        "--by",
+        "requested_by",
+        default=_whoami,
+        show_default="the current user",
+        help="Who asks, for the audit trail.",
+    ),
+    click.option("--bootstrap", envvar="KSAGA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers."),
+]
+
+
+def _signal_options(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(_SIGNAL_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _send(signal: SagaResumed | SagaCancelled, bootstrap: str | None) -> None:
+    from orchestrator.clock import wall_ms  # noqa: PLC0415
+    from orchestrator.config import load_settings  # noqa: PLC0415
+    from orchestrator.ops.control import send_signal  # noqa: PLC0415
+
+    settings = load_settings(**({"bootstrap_servers": bootstrap} if bootstrap else {}))
+    written = send_signal(settings, signal, requested_ms=wall_ms())
+    click.echo(written.describe())
+    click.echo(written.outlook())
+
+
+@saga.command("resume")
+@_signal_options
+def saga_resume(saga_id: str, reason: str, requested_by: str, bootstrap: str | None) -> None:
+    """Resume a FAILED saga after fixing its cause: the command it gave up on is sent again
+    (next attempt, fresh retry budget)."""
+    _send(SagaResumed(saga_id, requested_by, reason), bootstrap)
+
+
+@saga.command("cancel")
+@_signal_options
+def saga_cancel(saga_id: str, reason: str, requested_by: str, bootstrap: str | None) -> None:
+    """Cancel a RUNNING saga: compensate now (refused at or past its pivot)."""
+    _send(SagaCancelled(saga_id, requested_by, reason), bootstrap)
 
 
 cli.add_command(participants_command, "participants")

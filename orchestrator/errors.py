@@ -14,7 +14,8 @@ Errors come in two halves (see ``../shared/design/style.md``):
     ├── DefinitionError        a saga class is malformed (names the saga and the step)
     ├── ConfigError            a setting is missing or invalid (names the setting and the fix)
     ├── DecodeError            bytes are not a ksaga envelope we can read (reason attached)
-    └── KafkaClusterError      the local broker could not be resolved, started or reached
+    ├── KafkaClusterError      the local broker could not be resolved, started or reached
+    └── OperationError         an operator's command could not do its job (says what to check)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "DefinitionError",
     "KafkaClusterError",
     "KsagaError",
+    "OperationError",
 ]
 
 
@@ -61,3 +63,7 @@ class DecodeError(KsagaError):
 
 class KafkaClusterError(KsagaError):
     """The project's own local Kafka broker could not be resolved, started or reached."""
+
+
+class OperationError(KsagaError):
+    """An operator's command (e.g. ``ksaga saga resume``) could not do its job."""

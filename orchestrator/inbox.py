@@ -38,7 +38,7 @@ def definition_for(
         saga_type = event.saga_type
     elif isinstance(event, TimerFired):  # a timer of a saga that is gone: nothing to do
         return Unroutable("stale-timer", f"no saga {saga_id!r}", False)
-    else:
+    else:  # a reply, or an operator's resume or cancel, for a saga that does not exist
         return Unroutable("unknown-saga", f"no saga {saga_id!r}", True)
     definition = registry.definition(saga_type)
     if definition is None:

@@ -21,6 +21,8 @@ from orchestrator.core import (
     Ignore,
     Input,
     Reject,
+    SagaCancelled,
+    SagaResumed,
     SagaStatus,
     SagaTriggered,
     SendCommand,
@@ -113,6 +115,10 @@ def _describe_input(event: Input) -> str:
             return f"{where} failed ({kind} {event.error_type})"
         case TimerFired():
             return f"timer {event.token}"
+        case SagaResumed():
+            return f"resumed by {event.requested_by}"
+        case SagaCancelled():
+            return f"cancelled by {event.requested_by}"
 
 
 def _describe_effect(effect: Effect) -> str | None:

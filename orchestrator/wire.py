@@ -15,6 +15,8 @@ from orchestrator.core import (
     Action,
     Failure,
     Input,
+    SagaCancelled,
+    SagaResumed,
     SagaState,
     SagaStatus,
     SagaTriggered,
@@ -33,13 +35,15 @@ __all__ = [
     "decode_input",
     "decode_state",
     "encode_command",
+    "encode_signal",
     "encode_state",
     "input_from_record",
+    "signal_record",
     "state_from_record",
     "state_to_record",
 ]
 
-_INBOX_TYPES = (RecordType.START_SAGA, RecordType.REPLY, RecordType.TIMER_FIRED)
+_INBOX_TYPES = (RecordType.START_SAGA, RecordType.REPLY, RecordType.TIMER_FIRED, RecordType.SIGNAL)
 
 
 def state_to_record(state: SagaState) -> dict[str, Any]:
@@ -71,6 +75,7 @@ def state_to_record(state: SagaState) -> dict[str, Any]:
         "version": state.version,
         "started_ms": state.started_ms,
         "updated_ms": state.updated_ms,
+        "first_attempt": state.first_attempt,
     }
 
 
@@ -98,6 +103,7 @@ def state_from_record(value: dict[str, Any]) -> SagaState:
         version=value["version"],
         started_ms=value["started_ms"],
         updated_ms=value["updated_ms"],
+        first_attempt=value["first_attempt"],
     )
 
 
@@ -122,11 +128,31 @@ def input_from_record(record: DecodedRecord) -> Input:
                 v["message"] or "",
                 v["outcome"] == "FAILED_RETRYABLE",
             )
+        case RecordType.SIGNAL:
+            kind = _SIGNALS[v["kind"]]  # the schema's enum: any other symbol fails to decode
+            return kind(v["saga_id"], v["requested_by"], v["reason"])
     raise DecodeError(
         "not-an-input",
         f"a {record.record_type} record is not an inbox input (expected one of"
         f" {', '.join(_INBOX_TYPES)})",
     )
+
+
+_SIGNALS: dict[str, type[SagaResumed | SagaCancelled]] = {
+    "RESUME": SagaResumed,
+    "CANCEL": SagaCancelled,
+}
+
+
+def signal_record(signal: SagaResumed | SagaCancelled, *, requested_ms: int) -> dict[str, Any]:
+    kind = "RESUME" if isinstance(signal, SagaResumed) else "CANCEL"
+    return {
+        "saga_id": signal.saga_id,
+        "kind": kind,
+        "requested_by": signal.requested_by,
+        "reason": signal.reason,
+        "requested_ms": requested_ms,
+    }
 
 
 def command_record(
@@ -157,6 +183,13 @@ def encode_state(state: SagaState, catalog: SchemaCatalog | None = None) -> byte
 def decode_state(data: bytes, catalog: SchemaCatalog | None = None) -> SagaState:
     record = (catalog or default_catalog()).decode_as(RecordType.SAGA_STATE, data)
     return state_from_record(record.value)
+
+
+def encode_signal(
+    signal: SagaResumed | SagaCancelled, *, requested_ms: int, catalog: SchemaCatalog | None = None
+) -> bytes:
+    value = signal_record(signal, requested_ms=requested_ms)
+    return (catalog or default_catalog()).encode(RecordType.SIGNAL, value)
 
 
 def decode_input(data: bytes | None, catalog: SchemaCatalog | None = None) -> Input:

@@ -12,7 +12,7 @@ exactly the shape the Avro spec requires, since a name may be defined only once 
 
 Layout of the package data::
 
-    schemas/avro/*.avsc           the current schemas: six envelopes and their shared types
+    schemas/avro/*.avsc           the current schemas: seven envelopes and their shared types
     schemas/avro/history/*.avsc   frozen self-contained writer schemas, named
                                   ``<RecordType>.<fingerprint as 16 hex digits>.avsc``
 """

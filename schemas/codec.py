@@ -83,6 +83,7 @@ class RecordType(StrEnum):
     TIMER_FIRED = "TimerFired"
     SAGA_STATE = "SagaState"
     HISTORY_EVENT = "HistoryEvent"
+    SIGNAL = "Signal"
 
 
 class DecodeReason(StrEnum):

@@ -25,7 +25,15 @@ from orchestrator.core.effects import (
     RejectReason,
     SendCommand,
 )
-from orchestrator.core.inputs import Input, SagaTriggered, StepFailed, StepSucceeded, TimerFired
+from orchestrator.core.inputs import (
+    Input,
+    SagaCancelled,
+    SagaResumed,
+    SagaTriggered,
+    StepFailed,
+    StepSucceeded,
+    TimerFired,
+)
 from orchestrator.core.keys import TimerKind, idempotency_key, timer_token
 from orchestrator.core.machine import decide, next_deadline
 from orchestrator.core.retry import RetryPolicy
@@ -50,7 +58,9 @@ __all__ = [
     "Reject",
     "RejectReason",
     "RetryPolicy",
+    "SagaCancelled",
     "SagaDefinition",
+    "SagaResumed",
     "SagaState",
     "SagaStatus",
     "SagaTriggered",

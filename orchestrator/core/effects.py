@@ -68,9 +68,13 @@ class RejectReason(Enum):
 
 
 class IgnoreReason(Enum):
+    """Why an input changed nothing. The value labels ``ksaga_inputs_ignored``."""
+
     DUPLICATE_START = "duplicate-start"
     STALE_REPLY = "stale-reply"
     STALE_TIMER = "stale-timer"
+    NOT_RESUMABLE = "not-resumable"  # a resume for a saga that is not FAILED
+    NOT_CANCELLABLE = "not-cancellable"  # a cancel the saga cannot honour (see transitions)
 
 
 @dataclass(frozen=True, slots=True)

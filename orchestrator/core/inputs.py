@@ -2,7 +2,9 @@
 
 Each is decoded by the shell from one inbox record. They carry no clock: ``now`` is passed to
 ``decide`` separately (the record's timestamp or the timer tick), so folding the same records
-again yields the same result.
+again yields the same result. Operator requests (``SagaResumed``, ``SagaCancelled``) are inbox
+records too, so they are folded exactly once, in order with the replies and timers of their
+saga, by the same transaction that commits their offset.
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ from dataclasses import dataclass
 
 from orchestrator.core.status import Action
 
-__all__ = ["Input", "SagaTriggered", "StepFailed", "StepSucceeded", "TimerFired"]
+__all__ = [
+    "Input",
+    "SagaCancelled",
+    "SagaResumed",
+    "SagaTriggered",
+    "StepFailed",
+    "StepSucceeded",
+    "TimerFired",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,4 +69,26 @@ class TimerFired:
     token: str
 
 
-Input = SagaTriggered | StepSucceeded | StepFailed | TimerFired
+@dataclass(frozen=True, slots=True)
+class SagaResumed:
+    """An operator fixed what parked a FAILED saga and asks it to try again.
+
+    ``requested_by`` and ``reason`` never drive a decision; they travel with the record for the
+    audit trail (the inbox keeps it, the history points at it).
+    """
+
+    saga_id: str
+    requested_by: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SagaCancelled:
+    """An operator asks a RUNNING saga to stop going forward and compensate now."""
+
+    saga_id: str
+    requested_by: str
+    reason: str
+
+
+Input = SagaTriggered | StepSucceeded | StepFailed | TimerFired | SagaResumed | SagaCancelled

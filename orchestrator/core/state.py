@@ -43,6 +43,11 @@ class SagaState:
     compensation begins, ``to_compensate`` is fixed once: the steps to undo, head first, in
     reverse order of completion; each successful UNDO pops the head. ``version`` counts folded
     transitions, so two replicas can compare states cheaply.
+
+    ``first_attempt`` is where the current retry budget began: 1 for every new (step, action),
+    and the attempt an operator's resume sent after that. Attempt numbers of one (step, action)
+    only ever grow (participants and the log checker rely on it), so a resumed command is attempt
+    n + 1, and the policy counts ``attempt - first_attempt + 1`` against its maximum.
     """
 
     saga_id: str
@@ -59,3 +64,9 @@ class SagaState:
     version: int
     started_ms: int
     updated_ms: int
+    first_attempt: int = 1
+
+    @property
+    def budget_attempt(self) -> int:
+        """The attempt in flight, counted within the current retry budget (1-based)."""
+        return self.attempt - self.first_attempt + 1

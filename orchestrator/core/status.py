@@ -11,9 +11,9 @@ class SagaStatus(Enum):
     """Where a saga is in its life.
 
     RUNNING and COMPENSATING wait on exactly one command (or its retry backoff). COMPLETED,
-    COMPENSATED and FAILED are terminal: they absorb every later input. FAILED means a
-    compensation gave up, or a step failed past its pivot: the saga is parked for an operator,
-    never silently dropped.
+    COMPENSATED and FAILED are terminal: they absorb every later reply, timer and start. FAILED
+    means a compensation gave up, or a step failed past its pivot: the saga is parked for an
+    operator, never silently dropped, and only the operator's resume moves it again.
     """
 
     RUNNING = "RUNNING"

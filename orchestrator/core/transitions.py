@@ -14,7 +14,9 @@ The rules, in prose (the table below is their only implementation):
    DO; after the last step the saga is COMPLETED.
 4. **Retry.** A retryable failure, or a TIMEOUT, of attempt *n* arms a BACKOFF timer for
    attempt *n + 1* if the policy allows another attempt (and the error type is retryable);
-   when the BACKOFF fires, attempt *n + 1* is sent with a new TIMEOUT.
+   when the BACKOFF fires, attempt *n + 1* is sent with a new TIMEOUT. The policy counts the
+   attempts of the current budget (``SagaState.budget_attempt``): every new (step, action)
+   starts one, and so does an operator's resume (rule 10).
 5. **Give up forward.** A non-retryable failure or exhausted attempts of a DO:
    - if a PIVOT step has completed, nothing can be rolled back: FAILED;
    - if the failing step is a PIVOT whose last attempt timed out, its outcome is unknown and
@@ -32,34 +34,67 @@ The rules, in prose (the table below is their only implementation):
    stops being pending (fired, replaced or cleared) is named in a ``CancelTimer`` effect, so the
    shell's due-time index can follow the effects alone.
 8. **Terminal states absorb.** COMPLETED, COMPENSATED and FAILED ignore every reply and timer
-   (rejecting only replies for steps that do not exist) and every repeated start.
+   (rejecting only replies for steps that do not exist), every repeated start and every
+   cancel. The one way out is rule 10: an operator's resume of a FAILED saga.
 9. **User code may raise.** If a payload builder or reply merger raises, the input is rejected
    (``DEFINITION_RAISED``) and the state is unchanged; the saga still waits on its timer, so a
    bad reply is eventually retried rather than stuck.
+10. **Resume (operator).** ``SagaResumed`` of a FAILED saga sends again exactly the command it
+   gave up on, as attempt *n + 1* (attempt numbers of one step and action only grow; the
+   idempotency key is unchanged, so a participant that did the work answers from its store)
+   with a fresh retry budget and a new TIMEOUT:
+   - an UNDO that gave up: the saga is COMPENSATING again, on the same ``to_compensate``;
+   - a DO that gave up past a completed pivot: RUNNING again, forward (nothing can be undone);
+   - a pivot whose outcome is unknown: RUNNING, its DO sent again; its answer settles the
+     doubt (success goes on, a failure compensates the earlier steps as rule 5 says).
+   Nothing else changes: the data, the completed steps and the recorded failure stay. A resume
+   of a saga that is not FAILED is ignored (``NOT_RESUMABLE``); of an absent saga, rejected.
+   A participant that stored a *final* failure under the key answers the resumed attempt with
+   it again: resume helps when the cause was transient or has been fixed at the participant.
+11. **Cancel (operator).** ``SagaCancelled`` of a RUNNING saga stops it going forward: the
+   completed compensable steps are undone in reverse order, preceded by the step in flight if
+   it is compensable. That step's DO was sent (it is sent on entering the step) and its outcome
+   is unknown, so it is in doubt exactly like a timed-out step (rule 5); a read-only step in
+   flight needs no undo. Nothing to undo: COMPENSATED at once. The failure recorded is
+   ``Cancelled`` with who asked and why. Cancel is refused (ignored, ``NOT_CANCELLABLE``) when
+   it cannot be honoured safely: once a pivot has completed, or while a pivot is in flight
+   (its DO was sent, so it may already have happened; the saga goes on and its outcome
+   decides, as if no cancel had come). A COMPENSATING or terminal saga ignores a cancel too;
+   an absent one rejects it. Replies to the DO in flight that arrive after the cancel are stale
+   (they name DO, the saga awaits an UNDO) and are ignored, as are its timers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, TypeAlias
 
 from orchestrator.core.decision import Decision
-from orchestrator.core.definition import SagaDefinition, StepDefinition, StepKind
-from orchestrator.core.effects import (
-    ArmTimer,
-    CancelTimer,
-    Effect,
-    FinishSaga,
-    Ignore,
-    IgnoreReason,
-    Reject,
-    RejectReason,
-    SendCommand,
+from orchestrator.core.definition import SagaDefinition, StepKind
+from orchestrator.core.effects import ArmTimer, IgnoreReason, RejectReason
+from orchestrator.core.inputs import (
+    Input,
+    SagaCancelled,
+    SagaResumed,
+    SagaTriggered,
+    StepFailed,
+    StepSucceeded,
+    TimerFired,
 )
-from orchestrator.core.inputs import Input, SagaTriggered, StepFailed, StepSucceeded, TimerFired
-from orchestrator.core.keys import TimerKind, idempotency_key, timer_token
-from orchestrator.core.retry import RetryPolicy
+from orchestrator.core.keys import TimerKind, timer_token
+from orchestrator.core.moves import (
+    DefinitionRaised,
+    advance,
+    cancel_pending,
+    compensate,
+    dispatch,
+    finish,
+    ignore,
+    policy_for,
+    reject,
+    user_code,
+)
+from orchestrator.core.operators import cancel_running, not_cancellable, not_resumable, resume
 from orchestrator.core.state import Failure, SagaState, Timer
 from orchestrator.core.status import Action, SagaStatus
 
@@ -68,97 +103,13 @@ __all__ = ["TABLE", "DefinitionRaised", "Handler"]
 Handler: TypeAlias = Callable[[SagaDefinition, Any, Any, int], Decision]
 
 
-class DefinitionRaised(Exception):
-    """User code inside a definition raised; ``decide`` turns this into a Reject."""
-
-
-def _user(fn: Callable[..., bytes], *args: bytes) -> bytes:
-    try:
-        return fn(*args)
-    except Exception as exc:
-        raise DefinitionRaised(f"{type(exc).__name__}: {exc}") from exc
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _advance(state: SagaState, now: int, **changes: Any) -> SagaState:
-    return replace(state, version=state.version + 1, updated_ms=now, **changes)
-
-
-def _cancel(state: SagaState) -> tuple[Effect, ...]:
-    return (CancelTimer(state.saga_id, state.timer.token),) if state.timer else ()
-
-
-def _policy(step: StepDefinition, action: Action) -> RetryPolicy:
-    if action is Action.DO:
-        return step.retry
-    assert step.compensation is not None
-    return step.compensation.retry
-
-
-def _dispatch(
-    definition: SagaDefinition, state: SagaState, now: int, before: tuple[Effect, ...]
-) -> Decision:
-    """Send the command ``state`` names and arm its reply timeout."""
-    step = definition.steps[state.step]
-    if state.action is Action.DO:
-        topic, command_type, build, timeout = (
-            step.command_topic,
-            step.command_type,
-            step.build_command,
-            step.timeout_ms,
-        )
-    else:
-        comp = step.compensation
-        assert comp is not None
-        topic, command_type, build, timeout = (
-            comp.command_topic,
-            comp.command_type,
-            comp.build_command,
-            comp.timeout_ms,
-        )
-    payload = _user(build, state.data)
-    timer = Timer(
-        timer_token(step.name, state.action, state.attempt, TimerKind.TIMEOUT),
-        now + timeout,
-        TimerKind.TIMEOUT,
-    )
-    new = replace(state, timer=timer)
-    command = SendCommand(
-        saga_id=state.saga_id,
-        saga_type=state.saga_type,
-        step=step.name,
-        action=state.action,
-        attempt=state.attempt,
-        idempotency_key=idempotency_key(state.saga_id, step.name, state.action),
-        topic=topic,
-        command_type=command_type,
-        payload=payload,
-    )
-    return Decision(new, (*before, command, ArmTimer(state.saga_id, timer.token, timer.due_ms)))
-
-
-def _finish(state: SagaState, now: int, status: SagaStatus, **changes: Any) -> Decision:
-    new = _advance(state, now, status=status, timer=None, **changes)
-    return Decision(new, (*_cancel(state), FinishSaga(state.saga_id, status)))
-
-
-def _ignore(state: SagaState | None, reason: IgnoreReason, detail: str) -> Decision:
-    return Decision(state, (Ignore(reason, detail),))
-
-
-def _reject(state: SagaState | None, reason: RejectReason, detail: str) -> Decision:
-    return Decision(state, (Reject(reason, detail),))
-
-
 def _awaited(
     definition: SagaDefinition, state: SagaState, reply: StepSucceeded | StepFailed
 ) -> Decision | None:
     """None if ``reply`` answers the command in flight; else the Decision that disposes of it."""
     index = definition.step_index(reply.step)
     if index is None:
-        return _reject(
+        return reject(
             state,
             RejectReason.UNKNOWN_STEP,
             f"saga type {state.saga_type!r} has no step {reply.step!r}",
@@ -171,7 +122,7 @@ def _awaited(
     )
     if waiting:
         return None
-    return _ignore(
+    return ignore(
         state,
         IgnoreReason.STALE_REPLY,
         f"{reply.step}/{reply.action.value}#{reply.attempt} is not awaited",
@@ -183,7 +134,7 @@ def _awaited(
 
 def _start(definition: SagaDefinition, _: None, trigger: SagaTriggered, now: int) -> Decision:
     if trigger.saga_type != definition.name:
-        return _reject(
+        return reject(
             None,
             RejectReason.WRONG_SAGA_TYPE,
             f"start for {trigger.saga_type!r} decided with definition {definition.name!r}",
@@ -204,25 +155,28 @@ def _start(definition: SagaDefinition, _: None, trigger: SagaTriggered, now: int
         started_ms=now,
         updated_ms=now,
     )
-    return _dispatch(definition, state, now, ())
+    return dispatch(definition, state, now, ())
 
 
 def _duplicate_start(
     _definition: SagaDefinition, state: SagaState, _trigger: SagaTriggered, _now: int
 ) -> Decision:
-    return _ignore(state, IgnoreReason.DUPLICATE_START, f"saga is already {state.status.value}")
+    return ignore(state, IgnoreReason.DUPLICATE_START, f"saga is already {state.status.value}")
 
 
 def _unknown_saga(
-    _definition: SagaDefinition, _state: None, reply: StepSucceeded | StepFailed, _now: int
+    _definition: SagaDefinition,
+    _state: None,
+    event: StepSucceeded | StepFailed | SagaResumed | SagaCancelled,
+    _now: int,
 ) -> Decision:
-    return _reject(None, RejectReason.UNKNOWN_SAGA, f"no saga {reply.saga_id!r}")
+    return reject(None, RejectReason.UNKNOWN_SAGA, f"no saga {event.saga_id!r}")
 
 
 def _timer_without_saga(
     _definition: SagaDefinition, _state: None, timer: TimerFired, _now: int
 ) -> Decision:
-    return _ignore(None, IgnoreReason.STALE_TIMER, f"no saga {timer.saga_id!r}")
+    return ignore(None, IgnoreReason.STALE_TIMER, f"no saga {timer.saga_id!r}")
 
 
 def _succeeded(
@@ -234,16 +188,26 @@ def _succeeded(
     if state.action is Action.UNDO:
         remaining = state.to_compensate[1:]
         if not remaining:
-            return _finish(state, now, SagaStatus.COMPENSATED, to_compensate=())
-        new = _advance(state, now, to_compensate=remaining, step=remaining[0], attempt=1)
-        return _dispatch(definition, new, now, _cancel(state))
+            return finish(state, now, SagaStatus.COMPENSATED, to_compensate=())
+        new = advance(
+            state, now, to_compensate=remaining, step=remaining[0], attempt=1, first_attempt=1
+        )
+        return dispatch(definition, new, now, cancel_pending(state))
     step = definition.steps[state.step]
-    data = _user(step.merge_reply, state.data, reply.payload)
+    data = user_code(step.merge_reply, state.data, reply.payload)
     completed = (*state.completed, state.step)
     if state.step + 1 == len(definition.steps):
-        return _finish(state, now, SagaStatus.COMPLETED, data=data, completed=completed)
-    new = _advance(state, now, data=data, completed=completed, step=state.step + 1, attempt=1)
-    return _dispatch(definition, new, now, _cancel(state))
+        return finish(state, now, SagaStatus.COMPLETED, data=data, completed=completed)
+    new = advance(
+        state,
+        now,
+        data=data,
+        completed=completed,
+        step=state.step + 1,
+        attempt=1,
+        first_attempt=1,
+    )
+    return dispatch(definition, new, now, cancel_pending(state))
 
 
 def _failed(definition: SagaDefinition, state: SagaState, reply: StepFailed, now: int) -> Decision:
@@ -251,7 +215,7 @@ def _failed(definition: SagaDefinition, state: SagaState, reply: StepFailed, now
     if disposed is not None:
         return disposed
     failure = Failure(reply.step, reply.action, reply.error_type, reply.message)
-    policy = _policy(definition.steps[state.step], state.action)
+    policy = policy_for(definition.steps[state.step], state.action)
     if reply.retryable and policy.retries(reply.error_type):
         return _retry_or_give_up(definition, state, now, failure, in_doubt=False)
     return _give_up(definition, state, now, failure, in_doubt=False)
@@ -259,10 +223,10 @@ def _failed(definition: SagaDefinition, state: SagaState, reply: StepFailed, now
 
 def _timer(definition: SagaDefinition, state: SagaState, fired: TimerFired, now: int) -> Decision:
     if state.timer is None or fired.token != state.timer.token:
-        return _ignore(state, IgnoreReason.STALE_TIMER, f"timer {fired.token!r} is not pending")
+        return ignore(state, IgnoreReason.STALE_TIMER, f"timer {fired.token!r} is not pending")
     if state.timer.kind is TimerKind.BACKOFF:
-        new = _advance(state, now, timer=None)
-        return _dispatch(definition, new, now, _cancel(state))
+        new = advance(state, now, timer=None)
+        return dispatch(definition, new, now, cancel_pending(state))
     step = definition.steps[state.step]
     failure = Failure(step.name, state.action, "timeout", f"no reply to attempt {state.attempt}")
     return _retry_or_give_up(definition, state, now, failure, in_doubt=True)
@@ -279,7 +243,7 @@ def _terminal_reply(
 def _terminal_timer(
     _definition: SagaDefinition, state: SagaState, fired: TimerFired, _now: int
 ) -> Decision:
-    return _ignore(state, IgnoreReason.STALE_TIMER, f"saga is {state.status.value}")
+    return ignore(state, IgnoreReason.STALE_TIMER, f"saga is {state.status.value}")
 
 
 # --------------------------------------------------------------------------- retry / give up
@@ -289,17 +253,19 @@ def _retry_or_give_up(
     definition: SagaDefinition, state: SagaState, now: int, failure: Failure, *, in_doubt: bool
 ) -> Decision:
     step = definition.steps[state.step]
-    policy = _policy(step, state.action)
-    if not policy.allows_another_attempt(state.attempt):
+    policy = policy_for(step, state.action)
+    if not policy.allows_another_attempt(state.budget_attempt):
         return _give_up(definition, state, now, failure, in_doubt=in_doubt)
     attempt = state.attempt + 1
     timer = Timer(
         timer_token(step.name, state.action, attempt, TimerKind.BACKOFF),
-        now + policy.backoff_ms(state.attempt),
+        now + policy.backoff_ms(state.budget_attempt),
         TimerKind.BACKOFF,
     )
-    new = _advance(state, now, attempt=attempt, timer=timer, failure=failure)
-    return Decision(new, (*_cancel(state), ArmTimer(state.saga_id, timer.token, timer.due_ms)))
+    new = advance(state, now, attempt=attempt, timer=timer, failure=failure)
+    return Decision(
+        new, (*cancel_pending(state), ArmTimer(state.saga_id, timer.token, timer.due_ms))
+    )
 
 
 def _give_up(
@@ -307,30 +273,14 @@ def _give_up(
 ) -> Decision:
     """Rule 5 (a DO gives up) and rule 6 (an UNDO gives up)."""
     if state.action is Action.UNDO:
-        return _finish(state, now, SagaStatus.FAILED, failure=failure)
+        return finish(state, now, SagaStatus.FAILED, failure=failure)
     steps = definition.steps
     current = steps[state.step]
     if any(steps[i].kind is StepKind.PIVOT for i in state.completed):
-        return _finish(state, now, SagaStatus.FAILED, failure=failure)
+        return finish(state, now, SagaStatus.FAILED, failure=failure)
     if in_doubt and current.kind is StepKind.PIVOT:
-        return _finish(state, now, SagaStatus.FAILED, failure=failure)
-    undo = [i for i in reversed(state.completed) if steps[i].kind is StepKind.COMPENSABLE]
-    if in_doubt and current.kind is StepKind.COMPENSABLE:
-        undo.insert(0, state.step)
-    if not undo:
-        return _finish(state, now, SagaStatus.COMPENSATED, failure=failure)
-    new = _advance(
-        state,
-        now,
-        status=SagaStatus.COMPENSATING,
-        to_compensate=tuple(undo),
-        step=undo[0],
-        action=Action.UNDO,
-        attempt=1,
-        timer=None,
-        failure=failure,
-    )
-    return _dispatch(definition, new, now, _cancel(state))
+        return finish(state, now, SagaStatus.FAILED, failure=failure)
+    return compensate(definition, state, now, failure, undo_current=in_doubt)
 
 
 # --------------------------------------------------------------------------- the table
@@ -343,6 +293,8 @@ TABLE: dict[tuple[SagaStatus | None, type[Input]], Handler] = {
     (None, StepSucceeded): _unknown_saga,
     (None, StepFailed): _unknown_saga,
     (None, TimerFired): _timer_without_saga,
+    (None, SagaResumed): _unknown_saga,
+    (None, SagaCancelled): _unknown_saga,
     **{(s, SagaTriggered): _duplicate_start for s in (*_ACTIVE, *_TERMINAL)},
     **{(s, StepSucceeded): _succeeded for s in _ACTIVE},
     **{(s, StepFailed): _failed for s in _ACTIVE},
@@ -350,6 +302,14 @@ TABLE: dict[tuple[SagaStatus | None, type[Input]], Handler] = {
     **{(s, StepSucceeded): _terminal_reply for s in _TERMINAL},
     **{(s, StepFailed): _terminal_reply for s in _TERMINAL},
     **{(s, TimerFired): _terminal_timer for s in _TERMINAL},
+    (SagaStatus.FAILED, SagaResumed): resume,
+    **{
+        (s, SagaResumed): not_resumable
+        for s in (*_ACTIVE, *_TERMINAL)
+        if s is not SagaStatus.FAILED
+    },
+    (SagaStatus.RUNNING, SagaCancelled): cancel_running,
+    **{(s, SagaCancelled): not_cancellable for s in (SagaStatus.COMPENSATING, *_TERMINAL)},
 }
 """(status, or None for an absent saga; input type) -> handler. Complete by construction:
 ``tests/unit/test_transition_table.py`` checks every pair of the product is present."""

@@ -9,7 +9,8 @@ demands that the log agrees with that fold:
 * the last ``ksaga.state`` record of every saga equals the fold of its inbox records;
 * the commands in the command topics are exactly the fold's ``SendCommand`` effects: none
   missing, none extra, no (idempotency key, attempt) twice, attempts 1..n per key in log order;
-* compensations are exactly the completed compensable steps (plus an in-doubt one) in reverse
+* compensations are exactly the completed compensable steps (plus an in-doubt one: the step
+  whose last attempt timed out, or the one in flight when an operator cancelled) in reverse
   order, after the last DO; a declined order never completes;
 * ``ksaga.dlq`` holds exactly the injected poison, and the fold rejects nothing else.
 
@@ -32,6 +33,7 @@ from orchestrator.core import (
     Action,
     Decision,
     Input,
+    SagaCancelled,
     SagaState,
     SagaStatus,
     SendCommand,
@@ -189,7 +191,7 @@ def check(
         problems.extend(
             _check_compensation(
                 registry, saga_id, state, fold.effects[saga_id],
-                in_doubt=fold.gave_up_on_timeout.get(saga_id, False),
+                in_doubt=fold.forward_ended_in_doubt.get(saga_id, False),
             )
         )  # fmt: skip
 
@@ -248,7 +250,7 @@ class _Fold:
         self.inputs: dict[str, list[str]] = defaultdict(list)
         self.commands: list[SendCommand] = []
         self.rejected: Counter[str] = Counter()
-        self.gave_up_on_timeout: dict[str, bool] = {}
+        self.forward_ended_in_doubt: dict[str, bool] = {}
 
     def feed(self, msg: Message) -> None:
         try:
@@ -280,8 +282,9 @@ class _Fold:
             return
         after = decision.state.status
         if before is not None and before.status is SagaStatus.RUNNING and after in _GAVE_UP:
-            # The forward path ended here; a TimerFired means its last attempt timed out.
-            self.gave_up_on_timeout[saga_id] = isinstance(event, TimerFired)
+            # The forward path ended here. A TimerFired means its last attempt timed out; an
+            # operator's cancel leaves the step in flight in doubt the same way (rule 11).
+            self.forward_ended_in_doubt[saga_id] = isinstance(event, TimerFired | SagaCancelled)
         self.states[saga_id] = decision.state
         for effect in decision.effects:
             if isinstance(effect, SendCommand):

@@ -12,6 +12,8 @@ and then look at the status, the typed data and every command sent::
     assert s.sent() == [("reserve_stock", DO, 1), ("charge_payment", DO, 1),
                         ("reserve_stock", UNDO, 1)]
 
+``resume()`` and ``cancel()`` fold an operator's request, as ``ksaga saga resume/cancel`` do.
+
 It folds through the very ``decide`` the orchestrator runs, so what passes here is what the
 runtime will do with the same inputs.
 """
@@ -29,6 +31,8 @@ from orchestrator.core import (
     Decision,
     Effect,
     Input,
+    SagaCancelled,
+    SagaResumed,
     SagaState,
     SagaStatus,
     SagaTriggered,
@@ -110,6 +114,16 @@ class SagaScenario(Generic[D]):
                 retryable,
             )
         )
+
+    def resume(self, by: str = "operator", reason: str = "") -> Decision:
+        """An operator resumes the saga (``ksaga saga resume``): folded like any input."""
+        assert self.state is not None, "no saga yet: call trigger() first"
+        return self.fold(SagaResumed(self.state.saga_id, by, reason))
+
+    def cancel(self, by: str = "operator", reason: str = "") -> Decision:
+        """An operator cancels the saga (``ksaga saga cancel``): folded like any input."""
+        assert self.state is not None, "no saga yet: call trigger() first"
+        return self.fold(SagaCancelled(self.state.saga_id, by, reason))
 
     def time_passes(self, ms: int) -> list[Decision]:
         """Advance the clock, firing every timer that falls due on the way, in order."""

@@ -54,13 +54,19 @@ class System:
         self.replicas[replica_id] = replica
         return replica
 
-    def start_participants(self) -> ParticipantsProcess:
-        b = self.behaviour
+    def start_participants(
+        self, behaviour: Behaviour | None = None, *, name: str | None = None
+    ) -> ParticipantsProcess:
+        """Start the example participants (``behaviour`` defaults to the system's; a ``name``
+        already used restarts on that one's de-duplication store, as a fixed service would)."""
+        b = behaviour or self.behaviour
         process = ParticipantsProcess(
             self.bootstrap, self.workdir,
             "--seed", str(b.seed), "--decline-rate", str(b.decline_rate),
             "--silent-rate", str(b.silent_rate), "--flaky-rate", str(b.flaky_rate),
-            name=f"participants-{len(self.participants)}",
+            "--hung-rate", str(b.hung_rate), "--undo-failing-rate", str(b.undo_failing_rate),
+            "--shipping-lost-rate", str(b.shipping_lost_rate),
+            name=name or f"participants-{len(self.participants)}",
         )  # fmt: skip
         process.start()
         self.participants.append(process)

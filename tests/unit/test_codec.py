@@ -86,6 +86,7 @@ SAGA_STATE = {
     "version": 6,
     "started_ms": MS,
     "updated_ms": MS + 12,
+    "first_attempt": 1,
 }
 HISTORY_EVENT = {
     "saga_id": "order-saga/o-1",
@@ -103,6 +104,13 @@ HISTORY_EVENT = {
     "source_partition": 7,
     "source_offset": 1234,
 }
+SIGNAL = {
+    "saga_id": "order-saga/o-1",
+    "kind": "RESUME",
+    "requested_by": "alice",
+    "reason": "inventory database restored",
+    "requested_ms": MS + 99,
+}
 EXAMPLES: list[tuple[str, dict[str, Any]]] = [
     (RecordType.START_SAGA, START_SAGA),
     (RecordType.COMMAND, COMMAND),
@@ -111,6 +119,8 @@ EXAMPLES: list[tuple[str, dict[str, Any]]] = [
     (RecordType.SAGA_STATE, SAGA_STATE),
     (RecordType.SAGA_STATE, {**SAGA_STATE, "status": "RUNNING", "timer": None, "failure": None}),
     (RecordType.HISTORY_EVENT, HISTORY_EVENT),
+    (RecordType.SIGNAL, SIGNAL),
+    (RecordType.SIGNAL, {**SIGNAL, "kind": "CANCEL", "reason": ""}),
     (
         RecordType.HISTORY_EVENT,
         {
@@ -134,8 +144,9 @@ RELEASED = {
     "Command": "7e413e59c49c2c26",
     "Reply": "902b32ca1d6192ce",
     "TimerFired": "af7a6802e9d4eafc",
-    "SagaState": "3ebac04a3293ab63",
+    "SagaState": "bce99db537a5f72b",
     "HistoryEvent": "5a68b261bdd4b47c",
+    "Signal": "c9a66d0c0c33bf91",
 }
 
 

@@ -115,3 +115,62 @@ def test_a_refund_that_keeps_failing_parks_the_saga_as_failed() -> None:
     assert s.state is not None
     assert s.state.failure is not None
     assert s.state.failure.error_type == "GatewayDown"
+
+
+def test_an_operator_resumes_the_parked_refund_once_the_gateway_is_fixed() -> None:
+    s = scenario()
+    gateway_up = False
+
+    def participants(cmd: SendCommand) -> Answer:
+        if cmd.step == "charge_payment" and cmd.action is UNDO and not gateway_up:
+            return Fail("GatewayDown", retryable=True)
+        if cmd.step == "ship_order":
+            return Fail("AddressUnknown")
+        return Succeed(
+            {
+                "reserve_stock": StockReserved(reservation_id="r"),
+                "charge_payment": PaymentCharged(payment_id="p"),
+            }.get(cmd.step)
+        )
+
+    s.run(participants)
+    assert s.status is SagaStatus.FAILED
+    gateway_up = True
+    resumed = s.resume(by="alice", reason="gateway back")
+    assert resumed.state is not None
+    assert resumed.state.status is SagaStatus.COMPENSATING
+    s.run(participants)
+    assert s.state is not None
+    assert s.state.status.value == "COMPENSATED"
+    assert s.sent()[-2:] == [("charge_payment", UNDO, 11), ("reserve_stock", UNDO, 1)]
+
+
+def test_an_operator_cancels_an_order_waiting_on_a_silent_payment() -> None:
+    s = scenario()
+    s.succeed(StockReserved(reservation_id="r-1"))  # now charging; the gateway says nothing
+    s.time_passes(1_000)
+    cancelled = s.cancel(by="bob", reason="customer called")
+    assert cancelled.state is not None
+    assert cancelled.state.status is SagaStatus.COMPENSATING
+    s.succeed()  # the refund (of a charge that may or may not have happened)
+    s.succeed()  # the release
+    assert s.status is SagaStatus.COMPENSATED
+    assert s.sent() == [
+        ("reserve_stock", DO, 1),
+        ("charge_payment", DO, 1),
+        ("charge_payment", UNDO, 1),
+        ("reserve_stock", UNDO, 1),
+    ]
+    assert s.state is not None
+    assert s.state.failure is not None
+    assert s.state.failure.message == "cancelled by bob: customer called"
+
+
+def test_cancel_at_the_shipping_pivot_is_refused_and_the_order_ships() -> None:
+    s = scenario()
+    s.succeed(StockReserved(reservation_id="r-1"))
+    s.succeed(PaymentCharged(payment_id="p-1"))
+    refused = s.cancel(reason="too late")
+    assert refused.ignored is not None
+    s.succeed(OrderShipped(tracking_number="t-1"))
+    assert s.status is SagaStatus.COMPLETED

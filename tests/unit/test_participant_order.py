@@ -103,8 +103,11 @@ def run_saga(order_id: str, behaviour: Behaviour) -> SagaScenario[Any]:
         Behaviour(seed=7, decline_rate=0.3, silent_rate=0.3, flaky_rate=0.3),
         Behaviour(seed=1, decline_rate=0.0, silent_rate=1.0, flaky_rate=1.0),
         Behaviour(seed=2, decline_rate=1.0),
+        Behaviour(
+            seed=5, decline_rate=0.3, hung_rate=0.2, undo_failing_rate=0.4, shipping_lost_rate=0.2
+        ),
     ],
-    ids=["defaults", "mixed", "all-slow-never-declined", "all-declined"],
+    ids=["defaults", "mixed", "all-slow-never-declined", "all-declined", "needs-an-operator"],
 )
 def test_expected_outcome_matches_the_saga_driven_by_the_handlers(behaviour: Behaviour) -> None:
     outcomes: dict[str, int] = {}
@@ -120,6 +123,8 @@ def test_expected_outcome_matches_the_saga_driven_by_the_handlers(behaviour: Beh
             assert data.payment_id == f"pay-{order_id}"
             assert data.tracking_number == f"trk-{order_id}"
     assert sum(outcomes.values()) == 150
+    if behaviour.undo_failing_rate or behaviour.shipping_lost_rate:
+        assert set(outcomes) == {"COMPLETED", "COMPENSATED", "FAILED"}
 
 
 def test_each_misbehaviour_takes_the_path_it_promises() -> None:

@@ -1,10 +1,11 @@
 """Properties of the state machine over random definitions and random participant behaviour.
 
 Two drivers: a scripted one (each command gets the next outcome from a drawn list: success,
-failure, retryable failure, silence -> timeout, with duplicates and stale inputs mixed in) whose
-run must end in a terminal state that matches the outcomes; and a Hypothesis
-``RuleBasedStateMachine`` that interleaves any input in any order and checks invariants after
-every step. Both run at least 500 examples in CI.
+failure, retryable failure, silence -> timeout, an operator's cancel or resume, with duplicates
+and stale inputs mixed in; a FAILED saga may be resumed a drawn number of times) whose run must
+end in a terminal state that matches the outcomes; and a Hypothesis ``RuleBasedStateMachine``
+that interleaves any input, operators' included, in any order and checks invariants after every
+step. Both run at least 500 examples in CI.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from orchestrator.core import (
     Decision,
     FinishSaga,
     Input,
+    SagaCancelled,
     SagaDefinition,
+    SagaResumed,
     SagaStatus,
     SendCommand,
     StepFailed,
@@ -44,7 +47,7 @@ from tests.unit.machine_driver import Run, definitions
 
 EXAMPLES = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-OUTCOMES = ("ok", "fail", "retry", "silence", "dup", "stale")
+OUTCOMES = ("ok", "fail", "retry", "silence", "dup", "stale", "cancel", "resume")
 # Success is the common case; biasing towards it lets runs get deep into a saga before failing.
 scripts = st.lists(st.one_of(st.just("ok"), st.sampled_from(OUTCOMES)), max_size=60)
 
@@ -52,18 +55,32 @@ scripts = st.lists(st.one_of(st.just("ok"), st.sampled_from(OUTCOMES)), max_size
 # --------------------------------------------------------------------------- shared checks
 
 
+def sent_with_input(run: Run) -> list[tuple[Input, SendCommand]]:
+    return [
+        (event, effect)
+        for (event, _), decision in zip(run.inputs, run.decisions, strict=True)
+        for effect in decision.effects
+        if isinstance(effect, SendCommand)
+    ]
+
+
 def check_commands(run: Run) -> None:
-    """Keys are stable per (step, action); attempts count up from 1 without gaps or repeats;
-    no DO is sent once compensation has begun."""
+    """Keys are stable per (step, action); attempts count up from 1 without gaps or repeats,
+    across resumes too; each retry budget (the first, and each one a resume opens) stays within
+    the policy; no DO is sent once compensation has begun."""
     attempts: dict[tuple[str, Action], int] = {}
+    budget_from: dict[tuple[str, Action], int] = {}
     undo_started = False
-    for cmd in run.commands:
+    for event, cmd in sent_with_input(run):
         assert cmd.idempotency_key == idempotency_key(cmd.saga_id, cmd.step, cmd.action)
         key = (cmd.step, cmd.action)
         assert cmd.attempt == attempts.get(key, 0) + 1, f"attempt gap/repeat at {cmd}"
+        if isinstance(event, SagaResumed):
+            budget_from[key] = cmd.attempt
         step = next(s for s in run.definition.steps if s.name == cmd.step)
         policy = step.retry if cmd.action is Action.DO else step.compensation.retry  # type: ignore[union-attr]
-        assert policy.maximum_attempts == 0 or cmd.attempt <= policy.maximum_attempts
+        in_budget = cmd.attempt - budget_from.get(key, 1) + 1
+        assert policy.maximum_attempts == 0 or in_budget <= policy.maximum_attempts
         attempts[key] = cmd.attempt
         if cmd.action is Action.UNDO:
             undo_started = True
@@ -111,10 +128,13 @@ def check_outcome(run: Run) -> None:
     assert do_ok == list(range(len(do_ok))), "steps complete in order"
     assert list(state.completed) == do_ok
     finishes = [e for e in run.effects if isinstance(e, FinishSaga)]
+    # Only a resume leaves a terminal state, and only FAILED: every earlier finish was FAILED.
+    resumes = sum(1 for e, _ in accepted(run) if isinstance(e, SagaResumed))
+    failed = FinishSaga(state.saga_id, SagaStatus.FAILED)
     if state.status.terminal:
-        assert finishes == [FinishSaga(state.saga_id, state.status)]
+        assert finishes == [failed] * resumes + [FinishSaga(state.saga_id, state.status)]
     else:
-        assert finishes == []
+        assert finishes == [failed] * resumes
     if state.status is SagaStatus.COMPLETED:
         assert do_ok == list(range(len(steps)))
         assert json.loads(state.data) == [s.name for s in steps]
@@ -132,7 +152,8 @@ def check_outcome(run: Run) -> None:
             if d.state is not None
             and d.state.status in (SagaStatus.COMPENSATING, SagaStatus.COMPENSATED)
         )
-        in_doubt = isinstance(gave_up_by, TimerFired)
+        # A cancel leaves the step in flight in doubt, like a timeout (rule 11).
+        in_doubt = isinstance(gave_up_by, TimerFired | SagaCancelled)
         assert not (in_doubt and steps[failing].kind is StepKind.PIVOT), "in-doubt pivot undone"
         expected = reverse
         if in_doubt and steps[failing].kind is StepKind.COMPENSABLE:
@@ -156,22 +177,35 @@ def awaited_reply(run: Run, outcome: str, error_type: str) -> Input:
     return StepFailed(s.saga_id, name, s.action, s.attempt, error_type, "x", outcome == "retry")
 
 
+def operator(run: Run, outcome: str) -> Input:
+    if outcome == "cancel":
+        return SagaCancelled(run.saga_id, "ops", "customer asked")
+    return SagaResumed(run.saga_id, "ops", "participant fixed")
+
+
 @given(
     definition=definitions(),
     script=scripts,
     error_type=st.sampled_from(["Boom", "Fatal"]),
+    resumes=st.integers(0, 2),
 )
 @EXAMPLES
 def test_every_saga_reaches_a_terminal_state_matching_the_replies(
-    definition: SagaDefinition, script: list[str], error_type: str
+    definition: SagaDefinition, script: list[str], error_type: str, resumes: int
 ) -> None:
     run = Run(definition)
     run.start()
     outcomes = iter(script)
     bound = 1_000
-    while run.state is not None and not run.state.status.terminal:
+    while run.state is not None:
         bound -= 1
         assert bound > 0, "saga did not terminate"
+        if run.state.status.terminal:
+            if run.state.status is not SagaStatus.FAILED or resumes == 0:
+                break
+            resumes -= 1  # the operator fixed the cause
+            assert run.feed(operator(run, "resume")).ignored is None
+            continue
         timer = run.state.timer
         assert timer is not None, "an active saga always waits on a timer"
         if timer.kind is TimerKind.BACKOFF:
@@ -188,6 +222,8 @@ def test_every_saga_reaches_a_terminal_state_matching_the_replies(
             name = run.definition.steps[s.step].name
             run.feed(StepSucceeded(s.saga_id, name, s.action, s.attempt + 7, b"{}"))
             run.feed(TimerFired(run.saga_id, f"{timer.token}-old"))
+        elif outcome in ("cancel", "resume"):
+            run.feed(operator(run, outcome))
         else:
             run.feed(awaited_reply(run, outcome, error_type))
     assert run.state is not None
@@ -209,7 +245,12 @@ def test_folding_the_same_records_twice_gives_the_same_states_and_effects(
     first.start()
     for outcome in script:
         s = first.state
-        if s is None or s.status.terminal or s.timer is None:
+        if s is None:
+            break
+        if outcome in ("cancel", "resume"):
+            first.feed(operator(first, outcome))
+            continue
+        if s.status.terminal or s.timer is None:
             break
         if outcome in ("silence", "dup", "stale") or s.timer.kind is TimerKind.BACKOFF:
             first.feed(TimerFired(s.saga_id, s.timer.token), now=s.timer.due_ms)
@@ -251,7 +292,15 @@ class SagaLife(RuleBasedStateMachine):
         decision = self.run.feed(event, now)
         again = decide(self.run.definition, before, event, self.run.now)
         assert again == decision, "decide is not deterministic"
-        if before is not None and before.status.terminal:
+        if (
+            isinstance(event, SagaResumed)
+            and before is not None
+            and before.status is SagaStatus.FAILED
+        ):
+            assert decision.state is not None
+            assert decision.state.attempt == before.attempt + 1, "a resume sends the next attempt"
+            assert (decision.state.step, decision.state.action) == (before.step, before.action)
+        elif before is not None and before.status.terminal:
             assert decision.state is before, "terminal states absorb"
             assert not any(isinstance(e, SendCommand) for e in decision.effects)
         self.history.append(Seen(event, self.run.now))
@@ -306,6 +355,12 @@ class SagaLife(RuleBasedStateMachine):
             else StepFailed(self.run.saga_id, name, action, attempt, "E", "x", True)
         )
         self.feed(event)
+
+    @precondition(lambda self: self.run is not None)
+    @rule(cancel=st.booleans())
+    def an_operator_steps_in(self, cancel: bool) -> None:
+        assert self.run is not None
+        self.feed(operator(self.run, "cancel" if cancel else "resume"))
 
     @invariant()
     def commands_timers_and_outcome_are_consistent(self) -> None:

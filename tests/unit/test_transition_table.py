@@ -13,7 +13,9 @@ import pytest
 from orchestrator.core import (
     Action,
     Input,
+    SagaCancelled,
     SagaDefinition,
+    SagaResumed,
     SagaState,
     SagaStatus,
     SagaTriggered,
@@ -31,7 +33,8 @@ DEFINITION = SagaDefinition(
     "t", (make_step("s0", StepKind.COMPENSABLE), make_step("s1", StepKind.COMPENSABLE))
 )
 STATUSES: list[SagaStatus | None] = [None, *SagaStatus]
-INPUTS = [SagaTriggered, StepSucceeded, StepFailed, TimerFired]
+INPUTS = [SagaTriggered, StepSucceeded, StepFailed, TimerFired, SagaResumed, SagaCancelled]
+REPLIES_AND_TIMERS = [StepSucceeded, StepFailed, TimerFired]
 
 
 def state_in(status: SagaStatus | None) -> SagaState | None:
@@ -69,6 +72,10 @@ def awaited(state: SagaState | None, kind: type[Input]) -> Input:
     saga_id = state.saga_id if state else "saga-1"
     if kind is SagaTriggered:
         return SagaTriggered(saga_id, "t", b"[]")
+    if kind is SagaResumed:
+        return SagaResumed(saga_id, "ops", "fixed")
+    if kind is SagaCancelled:
+        return SagaCancelled(saga_id, "ops", "customer called")
     if kind is TimerFired:
         token = state.timer.token if state and state.timer else "s0|DO|1|timeout"
         return TimerFired(saga_id, token)
@@ -85,13 +92,25 @@ EXPECTED: dict[tuple[SagaStatus | None, type[Input]], str] = {
     (None, StepSucceeded): "rejects",
     (None, StepFailed): "rejects",
     (None, TimerFired): "ignores",
+    (None, SagaResumed): "rejects",
+    (None, SagaCancelled): "rejects",
     **{(s, SagaTriggered): "ignores" for s in SagaStatus},
-    **{(s, k): "moves" for s in (SagaStatus.RUNNING, SagaStatus.COMPENSATING) for k in INPUTS[1:]},
+    **{
+        (s, k): "moves"
+        for s in (SagaStatus.RUNNING, SagaStatus.COMPENSATING)
+        for k in REPLIES_AND_TIMERS
+    },
     **{
         (s, k): "ignores"
         for s in (SagaStatus.COMPLETED, SagaStatus.COMPENSATED, SagaStatus.FAILED)
-        for k in INPUTS[1:]
+        for k in REPLIES_AND_TIMERS
     },
+    # Rule 10: only a FAILED saga resumes. Rule 11: only a RUNNING saga (here at a compensable
+    # step, before any pivot) cancels.
+    **{(s, SagaResumed): "ignores" for s in SagaStatus if s is not SagaStatus.FAILED},
+    (SagaStatus.FAILED, SagaResumed): "moves",
+    **{(s, SagaCancelled): "ignores" for s in SagaStatus if s is not SagaStatus.RUNNING},
+    (SagaStatus.RUNNING, SagaCancelled): "moves",
 }
 
 
@@ -122,5 +141,5 @@ def test_each_pair_does_what_the_rules_say(status: SagaStatus | None, kind: type
         assert decision.state is not None
         assert decision.state != state
         assert decision.state.version == (state.version + 1 if state else 1)
-    if status is not None and status.terminal:
+    if status is not None and status.terminal and kind is not SagaResumed:
         assert not any(isinstance(e, SendCommand) for e in decision.effects)

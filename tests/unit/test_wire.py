@@ -2,28 +2,44 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.core import (
     Action,
+    SagaCancelled,
     SagaDefinition,
+    SagaResumed,
     SagaTriggered,
     SendCommand,
     StepFailed,
+    StepKind,
     StepSucceeded,
     TimerFired,
 )
 from orchestrator.errors import DecodeError
-from orchestrator.wire import decode_input, decode_state, encode_command, encode_state
-from schemas.codec import RecordType, default_catalog
-from tests.unit.machine_driver import Run, definitions
+from orchestrator.wire import (
+    decode_input,
+    decode_state,
+    encode_command,
+    encode_signal,
+    encode_state,
+    state_to_record,
+)
+from schemas import avsc
+from schemas.codec import RecordType, SchemaCatalog, default_catalog
+from tests.unit.machine_driver import Run, definitions, make_step
 
 names = st.text(min_size=1, max_size=20)
 
 
-@given(definition=definitions(), script=st.lists(st.sampled_from(["ok", "fail", "retry", "t"])))
+MOVES = ["ok", "fail", "retry", "t", "resume", "cancel"]
+
+
+@given(definition=definitions(), script=st.lists(st.sampled_from(MOVES)))
 @settings(max_examples=500, deadline=None)
 def test_every_state_a_fold_reaches_round_trips_through_avro(
     definition: SagaDefinition, script: list[str]
@@ -34,6 +50,12 @@ def test_every_state_a_fold_reaches_round_trips_through_avro(
         s = run.state
         assert s is not None
         assert decode_state(encode_state(s)) == s
+        if move == "resume":  # after a resume, first_attempt > 1
+            run.feed(SagaResumed(s.saga_id, "ops", "fixed"))
+            continue
+        if move == "cancel":
+            run.feed(SagaCancelled(s.saga_id, "ops", "stop"))
+            continue
         if s.status.terminal or s.timer is None:
             break
         name = definition.steps[s.step].name
@@ -98,3 +120,29 @@ def test_a_record_that_is_not_an_input_is_a_decode_error() -> None:
     assert info.value.reason == "not-an-input"
     with pytest.raises(DecodeError):
         decode_input(b"\x00garbage")
+
+
+def test_operator_signals_become_resume_and_cancel_inputs() -> None:
+    for signal in (
+        SagaResumed("order/1", "alice", "inventory fixed"),
+        SagaCancelled("order/1", "bob", ""),
+    ):
+        data = encode_signal(signal, requested_ms=7)
+        assert data[:10] == default_catalog().current(RecordType.SIGNAL).header
+        assert decode_input(data) == signal
+
+
+def test_a_state_written_before_resume_existed_reads_with_its_first_budget() -> None:
+    """SagaState records of the previous release (no ``first_attempt``) stay readable."""
+    old_schema = avsc.read_history()["SagaState.3ebac04a3293ab63.avsc"]
+    run = Run(SagaDefinition("t", (make_step("s0", StepKind.COMPENSABLE),)))
+    run.start()
+    state = run.state
+    assert state is not None
+    assert state.timer is not None
+    state = run.feed(TimerFired(state.saga_id, state.timer.token), now=state.timer.due_ms).state
+    assert state is not None
+    assert state.attempt == 2  # in backoff before attempt 2: the budget began at 1
+    old_value = {k: v for k, v in state_to_record(state).items() if k != "first_attempt"}
+    old_bytes = SchemaCatalog([old_schema]).encode("SagaState", old_value)
+    assert decode_state(old_bytes) == dataclasses.replace(state, first_attempt=1)
