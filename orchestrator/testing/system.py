@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
 from orchestrator.config import load_settings
@@ -42,11 +42,14 @@ __all__ = [
 TERMINAL = frozenset({"COMPLETED", "COMPENSATED", "FAILED"})
 
 
-def create_all_topics(bootstrap: str, partitions: int, prefix: str = "ksaga.") -> None:
+def create_all_topics(
+    bootstrap: str, partitions: int, prefix: str = "ksaga.", client: Mapping[str, Any] = {}
+) -> None:
+    """``client``: extra librdkafka settings (e.g. a secured broker's admin login)."""
     settings = load_settings(bootstrap_servers=bootstrap, topic_prefix=prefix)
     registry = load_registry(settings.sagas_module)
     extra = {*registry.trigger_topics, *registry.command_topics}
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **client})
     create_topics(admin, plan_topics(settings, partitions, extra))
 
 
@@ -125,17 +128,33 @@ class ReplicaProcess(ChildProcess):
 
 class ParticipantsProcess(ChildProcess):
     def __init__(
-        self, bootstrap: str, workdir: Path, *options: str, name: str = "participants"
+        self,
+        bootstrap: str,
+        workdir: Path,
+        *options: str,
+        name: str = "participants",
+        env: Mapping[str, str] = {},
     ) -> None:
         argv = [
             sys.executable, "-m", "orchestrator", "participants", "--bootstrap", bootstrap,
             "--state-dir", str(workdir / name / "rocksdb"), *options,
         ]  # fmt: skip
-        super().__init__(name, argv, {}, workdir / f"{name}.log")
+        super().__init__(name, argv, env, workdir / f"{name}.log")
 
 
-def publish_orders(bootstrap: str, order_ids: Iterable[str], topic: str = "orders") -> int:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+def publish_orders(
+    bootstrap: str,
+    order_ids: Iterable[str],
+    topic: str = "orders",
+    client: Mapping[str, Any] = {},
+) -> int:
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, **client})
+    failed: list[KafkaError] = []
+
+    def delivered(err: KafkaError | None, _msg: object) -> None:
+        if err is not None:
+            failed.append(err)
+
     count = 0
     for order_id in order_ids:
         event = OrderPlaced(
@@ -145,11 +164,18 @@ def publish_orders(bootstrap: str, order_ids: Iterable[str], topic: str = "order
             amount_cents=3_999,
             address="1 Log Street",
         )
-        producer.produce(topic, key=order_id.encode(), value=event.model_dump_json().encode())
+        producer.produce(
+            topic,
+            key=order_id.encode(),
+            value=event.model_dump_json().encode(),
+            on_delivery=delivered,
+        )
         producer.poll(0)
         count += 1
     if producer.flush(30):
         raise RuntimeError("triggers not delivered within 30 s")
+    if failed:
+        raise RuntimeError(f"{len(failed)} trigger(s) refused by the broker: {failed[0]}")
     return count
 
 
@@ -175,6 +201,7 @@ class Observer:
     )
     state_topic: str = "ksaga.state"
     dlq_topic: str = "ksaga.dlq"
+    client: Mapping[str, Any] = field(default_factory=dict)  # e.g. a secured broker's login
     status: dict[str, str] = field(default_factory=dict)
     commands: list[CommandSeen] = field(default_factory=list)
     dead_letters: list[dict[str, str]] = field(default_factory=list)
@@ -188,6 +215,7 @@ class Observer:
                 "isolation.level": "read_committed",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
+                **self.client,
             }
         )
         self._consumer.subscribe([self.state_topic, self.dlq_topic, *self.command_topics])
