@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -119,10 +119,14 @@ class KafkaClientConfig(BaseModel):
                 secrets[key] = SecretStr(_text(value))
             else:
                 properties[key] = _text(value)
-        problems = _problems(properties, secrets)
+        return {"properties": properties, "secrets": secrets}
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        problems = _problems(self.properties, self.secrets)
         if problems:
             raise ValueError("; ".join(problems))
-        return {"properties": properties, "secrets": secrets}
+        return self
 
     def client_settings(self) -> dict[str, str]:
         """The properties with the secrets revealed: only for handing to a client constructor."""

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from connectors.order_participants import ORDER_COMMAND_TOPICS, Behaviour, expected_outcome
-from orchestrator.acls import apply_acls, participant_name, plan_acls
-from orchestrator.config import Topics
-from orchestrator.registry import load_registry
+from orchestrator.acls import participant_name
+from orchestrator.cli import cli
 from orchestrator.testing.broker_security import BrokerSecurity
 from orchestrator.testing.checker import CheckInput, check
 from orchestrator.testing.kafka_cluster import KafkaBroker, wait_for
@@ -43,6 +43,7 @@ PARTITIONS = 4
 ORCHESTRATOR = "ksaga-orchestrator"
 PARTICIPANTS = {topic: participant_name(topic) for topic in ORDER_COMMAND_TOPICS}
 PUBLISHER = "orders-publisher"
+OPERATOR = "ksaga-operator"
 MALLORY = "mallory"  # a valid SCRAM user with no ACL at all
 
 
@@ -64,19 +65,24 @@ class Secured:
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
-    users = [ORCHESTRATOR, *PARTICIPANTS.values(), PUBLISHER, MALLORY]
+    users = [ORCHESTRATOR, *PARTICIPANTS.values(), PUBLISHER, OPERATOR, MALLORY]
     security = BrokerSecurity(
         users={name: f"pw-{name}-{os.urandom(8).hex()}" for name in users},
         admin_password=f"pw-admin-{os.urandom(8).hex()}",
     )
     broker = KafkaBroker(tmp_path_factory.mktemp("kafka-sasl"), security=security)
     with broker:
-        create_all_topics(broker.bootstrap_servers, PARTITIONS, client=security.client_config())
-        registry = load_registry("sagas")
-        roles = plan_acls(
-            Topics("ksaga."), ORCHESTRATOR, registry.trigger_topics, registry.command_topics
+        # `ksaga acls apply` as the super user, logged in through KSAGA_KAFKA__* like any client
+        result = CliRunner().invoke(
+            cli,
+            ["acls", "apply", "--bootstrap", broker.bootstrap_servers],
+            env=security.client_env(),
         )
-        assert apply_acls(broker.admin(), roles) > 0
+        assert result.exit_code == 0, result.output
+        assert "ACL(s) in place for 6 role(s)" in result.output
+        # The operator role's ACLs are enough for `ksaga topics create`.
+        operator = security.client_config(OPERATOR)
+        create_all_topics(broker.bootstrap_servers, PARTITIONS, client=operator)
         yield Secured(broker, security)
 
 
