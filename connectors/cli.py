@@ -17,6 +17,7 @@ import click
 from connectors.order_participants import ORDER_COMMAND_TOPICS, Behaviour, build_participant
 from connectors.participant import ParticipantConfig
 from orchestrator.crashpoints import crash_configured, crash_point
+from orchestrator.kafka_config import load_kafka_client_config
 
 __all__ = ["participants_command"]
 
@@ -31,6 +32,14 @@ __all__ = ["participants_command"]
     help="Directory of the de-duplication store (RocksDB); keep it across restarts.",
 )
 @click.option("--group-id", default="ksaga-participants", show_default=True)
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    type=click.Choice(ORDER_COMMAND_TOPICS),
+    help="Command topic to serve (repeatable; default: all three). One per principal on a"
+    " cluster with ACLs.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--decline-rate", type=click.FloatRange(0, 1), default=0.1, show_default=True)
 @click.option("--silent-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
@@ -92,6 +101,7 @@ def participants_command(
     bootstrap: str,
     state_dir: Path,
     group_id: str,
+    topics: tuple[str, ...],
     seed: int,
     decline_rate: float,
     silent_rate: float,
@@ -111,12 +121,16 @@ def participants_command(
 
     ``KSAGA_CRASH_AT=after-store:<n>`` (fault tests) kills the process with SIGKILL after its
     n-th durably stored outcome, before that outcome's reply is produced.
+
+    TLS/SASL settings come from ``KSAGA_KAFKA__*`` (or ``KSAGA_KAFKA`` JSON), as for ``ksaga
+    run``.
     """
     config = ParticipantConfig(
         bootstrap_servers=bootstrap,
         group_id=group_id,
-        topics=list(ORDER_COMMAND_TOPICS),
+        topics=list(topics or ORDER_COMMAND_TOPICS),
         state_dir=state_dir,
+        kafka=load_kafka_client_config(),
         dlq_topic=dlq_topic,
         consumer_overrides={"session.timeout.ms": session_timeout_ms},
         poll_timeout_s=poll_timeout_ms / 1000,

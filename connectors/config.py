@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.kafka_config import KafkaClientConfig
+
 __all__ = ["ParticipantConfig"]
 
 
@@ -30,11 +32,14 @@ class ParticipantConfig(BaseModel):
     poll_timeout_s: float = Field(default=0.5, gt=0)
     flush_timeout_s: float = Field(default=30.0, gt=0)
     sync_writes: bool = True  # False trades the crash guarantee for throughput (benchmarks)
+    # TLS, SASL, ...: the same passthrough as the orchestrator's (KSAGA_KAFKA__*), secrets hidden
+    kafka: KafkaClientConfig = Field(default_factory=KafkaClientConfig)
     consumer_overrides: dict[str, Any] = Field(default_factory=dict)
     producer_overrides: dict[str, Any] = Field(default_factory=dict)
 
     def consumer_config(self) -> dict[str, Any]:
         return {
+            **self.kafka.client_settings(),
             "bootstrap.servers": self.bootstrap_servers,
             "group.id": self.group_id,
             "isolation.level": "read_committed",
@@ -46,6 +51,7 @@ class ParticipantConfig(BaseModel):
 
     def producer_config(self) -> dict[str, Any]:
         return {
+            **self.kafka.client_settings(),
             "bootstrap.servers": self.bootstrap_servers,
             "enable.idempotence": True,
             "acks": "all",

@@ -61,6 +61,7 @@ from connectors.records import (
 from orchestrator.clock import wall_ms
 from orchestrator.core import Action, idempotency_key
 from orchestrator.errors import ConfigError, DecodeError
+from orchestrator.kafka import build_client
 from schemas.codec import RecordType, SchemaCatalog, default_catalog
 
 __all__ = ["CommandInfo", "Handler", "HandlerResult", "Participant", "ParticipantConfig"]
@@ -155,8 +156,8 @@ class Participant:
             raise ConfigError("no handler registered: decorate one with @participant.handles")
         cfg = self.config
         self._store = OutcomeStore(cfg.state_dir, sync=cfg.sync_writes)
-        self._outbox = Outbox(cfg.producer_config())
-        self._consumer = Consumer(cfg.consumer_config())
+        self._outbox = build_client(Outbox, cfg.producer_config(), cfg.kafka)
+        self._consumer = build_client(Consumer, cfg.consumer_config(), cfg.kafka)
         self._consumer.subscribe(list(cfg.topics))
         _log.info("participant started", group=cfg.group_id, topics=cfg.topics)
 

@@ -16,11 +16,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
-from confluent_kafka.admin import AdminClient
 
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
-from orchestrator.kafka import new_consumer, new_producer, new_restore_consumer
+from orchestrator.kafka import new_admin, new_consumer, new_producer, new_restore_consumer
 from orchestrator.loop import FatalError, Orchestrator
 from orchestrator.metrics import Metrics
 from orchestrator.probes import start_probe_server
@@ -89,18 +88,18 @@ def run_replica(settings: Settings, stop: threading.Event | None = None) -> int:
     """Run until ``stop`` (or SIGTERM/SIGINT); return the process exit code."""
     try:
         registry = load_registry(settings.sagas_module)
-        admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, **settings.kafka})
+        admin = new_admin(settings)
         partitions = check_topics(
             admin, settings, {*registry.trigger_topics, *registry.command_topics}
         )
+        consumer = new_consumer(settings)
+        producer = new_producer(settings)
+        restore_consumer = new_restore_consumer(settings)
     except ConfigError as exc:
         _log.error("configuration error", error=str(exc))
         print(f"ksaga: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     store = open_store(settings, partitions)
-    consumer = new_consumer(settings)
-    producer = new_producer(settings)
-    restore_consumer = new_restore_consumer(settings)
     orchestrator = Orchestrator(
         settings=settings,
         registry=registry,

@@ -163,18 +163,121 @@ def topics_create(
     bootstrap: str, partitions: int, replication_factor: int, module: str, with_saga_topics: bool
 ) -> None:
     """Create inbox, state (compacted), history and dlq; idempotent."""
-    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
-
     from orchestrator.config import load_settings  # noqa: PLC0415
+    from orchestrator.kafka import new_admin  # noqa: PLC0415
     from orchestrator.topics import create_topics, plan_topics  # noqa: PLC0415
 
     settings = load_settings(bootstrap_servers=bootstrap)
     registry = load_registry(module)
     extra = {*registry.trigger_topics, *registry.command_topics} if with_saga_topics else set()
-    admin = AdminClient({"bootstrap.servers": bootstrap, **settings.kafka})
+    admin = new_admin(settings)
     results = create_topics(admin, plan_topics(settings, partitions, extra), replication_factor)
     for name, result in sorted(results.items()):
         click.echo(f"{result:<8} {name}")
+
+
+@cli.group()
+def acls() -> None:
+    """The Kafka ACLs each role needs (orchestrator, participants, publishers, operator)."""
+
+
+def _acl_options(command: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--sagas", "module", default="sagas", show_default=True),
+            click.option(
+                "--topic-prefix", envvar="KSAGA_TOPIC_PREFIX", default="ksaga.", show_default=True
+            ),
+            click.option(
+                "--group-id",
+                envvar="KSAGA_GROUP_ID",
+                default="ksaga-orchestrator",
+                show_default=True,
+                help="The orchestrator's consumer group (and transactional.id prefix).",
+            ),
+            click.option(
+                "--principal",
+                "principals",
+                multiple=True,
+                metavar="ROLE=PRINCIPAL",
+                help="e.g. orchestrator=User:ksaga, participant:inventory=User:stock (repeatable).",
+            ),
+            click.option(
+                "--group",
+                "groups",
+                multiple=True,
+                metavar="PARTICIPANT=GROUP",
+                help="A participant's consumer group (default: its name; repeatable).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _acl_plan(
+    module: str, topic_prefix: str, group_id: str, principals: tuple[str, ...],
+    groups: tuple[str, ...],
+) -> Any:  # fmt: skip
+    from orchestrator.acls import plan_acls  # noqa: PLC0415
+    from orchestrator.config import Topics  # noqa: PLC0415
+
+    def pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
+        bad = [item for item in items if "=" not in item]
+        if bad:
+            raise click.BadParameter(f"expected KEY=VALUE, got {bad[0]!r}", param_hint=option)
+        return dict(item.split("=", 1) for item in items)
+
+    registry = load_registry(module)
+    try:
+        return plan_acls(
+            Topics(topic_prefix),
+            group_id,
+            registry.trigger_topics,
+            registry.command_topics,
+            principals=pairs(principals, "--principal"),
+            groups=pairs(groups, "--group"),
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@acls.command("print")
+@_acl_options
+def acls_print(
+    *,
+    module: str,
+    topic_prefix: str,
+    group_id: str,
+    principals: tuple[str, ...],
+    groups: tuple[str, ...],
+) -> None:
+    """Print every role's ACLs as a Markdown table."""
+    from orchestrator.acls import render_acls  # noqa: PLC0415
+
+    click.echo(render_acls(_acl_plan(module, topic_prefix, group_id, principals, groups)))
+
+
+@acls.command("apply")
+@click.option("--bootstrap", envvar="KSAGA_BOOTSTRAP_SERVERS", required=True)
+@_acl_options
+def acls_apply(
+    *,
+    bootstrap: str,
+    module: str,
+    topic_prefix: str,
+    group_id: str,
+    principals: tuple[str, ...],
+    groups: tuple[str, ...],
+) -> None:
+    """Create every role's ACLs (idempotent). Run it as a super user (KSAGA_KAFKA__SASL_*)."""
+    from orchestrator.acls import apply_acls  # noqa: PLC0415
+    from orchestrator.config import load_settings  # noqa: PLC0415
+    from orchestrator.kafka import new_admin  # noqa: PLC0415
+
+    roles = _acl_plan(module, topic_prefix, group_id, principals, groups)
+    count = apply_acls(new_admin(load_settings(bootstrap_servers=bootstrap)), roles)
+    click.echo(f"{count} ACL(s) in place for {len(roles)} role(s)")
 
 
 @cli.group()

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.errors import ConfigError
+from orchestrator.kafka_config import KafkaClientConfig
 
 __all__ = ["Settings", "Topics", "load_settings"]
 
@@ -25,7 +26,9 @@ _NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 class Settings(BaseSettings):
     """Every knob of a replica. Environment: ``KSAGA_<NAME>`` (e.g. ``KSAGA_BOOTSTRAP_SERVERS``)."""
 
-    model_config = SettingsConfigDict(env_prefix="KSAGA_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="KSAGA_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
 
     bootstrap_servers: str = Field(description="host:port[,host:port...] of the Kafka cluster")
     replica_id: str = Field(
@@ -62,9 +65,10 @@ class Settings(BaseSettings):
     state_cache_entries: int = Field(
         default=20_000, ge=0, description="decoded saga states kept in memory (LRU)"
     )
-    kafka: dict[str, Any] = Field(
-        default_factory=dict,
-        description="extra librdkafka settings as JSON (TLS, SASL, ...), passed to every client",
+    kafka: KafkaClientConfig = Field(
+        default_factory=KafkaClientConfig,
+        description="librdkafka settings for every client (TLS, SASL, ...): KSAGA_KAFKA__<NAME>"
+        " or JSON in KSAGA_KAFKA; secrets are never shown (orchestrator/kafka_config.py)",
     )
 
     @field_validator("bootstrap_servers")
@@ -136,7 +140,12 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = []
-        for error in exc.errors():
+        for error in exc.errors(include_input=False, include_url=False):
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["loc"] and error["loc"][0] == "kafka":
+                problems.append(message)  # names its KSAGA_KAFKA__ variables itself
+                continue
             name = ".".join(str(p) for p in error["loc"]) or "?"
-            problems.append(f"KSAGA_{name.upper()}: {error['msg']}")
-        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems)) from exc
+            problems.append(f"KSAGA_{name.upper()}: {message}")
+        # ``from None``: the chained ValidationError would print the raw input, secrets included.
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems)) from None

@@ -11,9 +11,10 @@ our ``transactional.id`` exists, or our transaction outlived ``transaction.timeo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Producer
 from confluent_kafka import TopicPartition as _TopicPartition
@@ -21,11 +22,15 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
 
 from orchestrator.config import Settings
+from orchestrator.errors import ConfigError
+from orchestrator.kafka_config import KafkaClientConfig, env_name
 
 __all__ = [
     "ErrorClass",
+    "build_client",
     "classify",
     "consumer_config",
+    "new_admin",
     "new_consumer",
     "new_producer",
     "new_restore_consumer",
@@ -34,6 +39,8 @@ __all__ = [
 ]
 
 _SPEC: Any = _OffsetSpec  # untyped in confluent-kafka's stubs
+_PROPERTY = re.compile(r'property:? "([^"]+)"')
+C = TypeVar("C")
 
 
 class ErrorClass(Enum):
@@ -54,15 +61,56 @@ def classify(error: KafkaException | KafkaError) -> ErrorClass:
     return ErrorClass.FATAL
 
 
+def build_client(
+    factory: Callable[[dict[str, Any]], C], config: dict[str, Any], kafka: KafkaClientConfig
+) -> C:
+    """``factory(config)``, with librdkafka's refusal of a setting turned into a ConfigError.
+
+    librdkafka checks every property when a client is built (unknown names, bad values, missing
+    OIDC pieces, unreadable certificates); the message names the variable to fix and never
+    shows a secret.
+    """
+    try:
+        return factory(config)
+    except KafkaException as exc:
+        err: Any = exc.args[0]
+        text = kafka.redact(err.str() if isinstance(err, KafkaError) else str(exc))
+        match = _PROPERTY.search(text)
+        where = (
+            f"{env_name(match.group(1))} (or its key in KSAGA_KAFKA)"
+            if match
+            else "the KSAGA_KAFKA__* settings"
+        )
+        raise ConfigError(
+            f"librdkafka refused the client settings: {text}; check {where}"
+        ) from None
+
+
 def _common(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka}
+    return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka.client_settings()}
+
+
+def _refuse_bad_credentials(err: KafkaError) -> None:
+    if err.code() == KafkaError._AUTHENTICATION:
+        raise ConfigError(
+            f"Kafka refused our credentials ({err.str()}): check KSAGA_KAFKA__SASL_USERNAME and"
+            " KSAGA_KAFKA__SASL_PASSWORD (or the client certificate, or the OAUTHBEARER"
+            " settings) and KSAGA_KAFKA__SECURITY_PROTOCOL"
+        )
+
+
+def new_admin(settings: Settings) -> AdminClient:
+    """The admin client. Its ``poll()`` raises a ConfigError if authentication failed meanwhile
+    (its error callback does): the start-up checks call it to name the cause of a failure."""
+    config = {**_common(settings), "error_cb": _refuse_bad_credentials}
+    return build_client(AdminClient, config, settings.kafka)
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
     return {
+        "client.id": f"ksaga-{settings.replica_id}",  # the passthrough may rename it (quotas)
         **_common(settings),
         "group.id": settings.group_id,
-        "client.id": f"ksaga-{settings.replica_id}",
         "isolation.level": "read_committed",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -76,8 +124,8 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
 
 def producer_config(settings: Settings) -> dict[str, Any]:
     return {
-        **_common(settings),
         "client.id": f"ksaga-{settings.replica_id}",
+        **_common(settings),
         "transactional.id": f"{settings.group_id}-{settings.replica_id}",
         "transaction.timeout.ms": settings.transaction_timeout_ms,
         "enable.idempotence": True,
@@ -89,26 +137,25 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 
 
 def new_consumer(settings: Settings) -> Consumer:
-    return Consumer(consumer_config(settings))
+    return build_client(Consumer, consumer_config(settings), settings.kafka)
 
 
 def new_producer(settings: Settings) -> Producer:
-    return Producer(producer_config(settings))
+    return build_client(Producer, producer_config(settings), settings.kafka)
 
 
 def new_restore_consumer(settings: Settings) -> Consumer:
     """Assign-only, read_committed, never commits: reads ``ksaga.state`` during restore."""
-    return Consumer(
-        {
-            **_common(settings),
-            "group.id": f"{settings.group_id}-restore-{settings.replica_id}",
-            "client.id": f"ksaga-{settings.replica_id}-restore",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        }
-    )
+    config = {
+        "client.id": f"ksaga-{settings.replica_id}-restore",
+        **_common(settings),
+        "group.id": f"{settings.group_id}-restore-{settings.replica_id}",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+    }
+    return build_client(Consumer, config, settings.kafka)
 
 
 def watermarks(

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from orchestrator import clock
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
 
@@ -106,6 +107,13 @@ def check_topics(admin: AdminClient, settings: Settings, required: Iterable[str]
         f" --partitions <P>` (KSAGA_TOPIC_PREFIX={settings.topic_prefix!r})"
     )
     missing = sorted(name for name in {*t.all, *required} if name not in counts)
+    forbidden = [name for name in missing if _describe_denied(admin, name)]
+    if forbidden:
+        raise ConfigError(
+            f"not authorised to describe topic(s) {', '.join(forbidden)}: grant this principal"
+            " the orchestrator's ACLs (`ksaga acls print` lists them; `ksaga acls apply` creates"
+            " them as an admin)"
+        )
     if missing:
         raise ConfigError(f"missing topic(s): {', '.join(missing)}; {fix}")
     inbox, state = counts[t.inbox], counts[t.state]
@@ -122,13 +130,34 @@ def check_topics(admin: AdminClient, settings: Settings, required: Iterable[str]
     return inbox
 
 
-def _partition_counts(admin: AdminClient) -> dict[str, int]:
+def _describe_denied(admin: AdminClient, name: str) -> bool:
+    """True if the topic is hidden from us by an ACL (listing all topics just omits it)."""
     try:
-        metadata = admin.list_topics(timeout=15)
-    except KafkaException as exc:
-        raise ConfigError(
-            f"cannot reach Kafka to list topics ({exc}); check KSAGA_BOOTSTRAP_SERVERS"
-        ) from exc
+        topic = admin.list_topics(name, timeout=15).topics.get(name)
+    except KafkaException:
+        return False
+    return (
+        topic is not None
+        and topic.error is not None
+        and topic.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    )
+
+
+def _partition_counts(admin: AdminClient, timeout: float = 15.0) -> dict[str, int]:
+    deadline = clock.monotonic() + timeout
+    while True:
+        try:
+            metadata = admin.list_topics(timeout=min(2.0, max(0.1, deadline - clock.monotonic())))
+            break
+        except KafkaException as exc:
+            # Serves the error callback of orchestrator.kafka.new_admin, which raises a
+            # ConfigError naming the credentials when the broker refused them: seconds, not 15.
+            admin.poll(0)
+            if clock.monotonic() >= deadline:
+                raise ConfigError(
+                    f"cannot reach Kafka to list topics ({exc}); check KSAGA_BOOTSTRAP_SERVERS"
+                    " and, on a secured cluster, KSAGA_KAFKA__SECURITY_PROTOCOL"
+                ) from exc
     return {
         name: len(topic.partitions)
         for name, topic in metadata.topics.items()

@@ -63,6 +63,8 @@ class CheckInput:
     topic_prefix: str = "ksaga."
     sagas_module: str = "sagas"
     saga_id_prefix: str = "order/"
+    client: Mapping[str, Any] = field(default_factory=dict)
+    """Extra librdkafka settings for the checker's clients (a secured broker's admin login)."""
 
 
 @dataclass
@@ -82,9 +84,12 @@ class CheckReport:
         return f"verdict: FAIL sagas={self.sagas} faults={faults} problems={len(self.problems)}"
 
 
-def read_to_end(bootstrap: str, topics: Iterable[str]) -> list[Message]:
+def read_to_end(
+    bootstrap: str, topics: Iterable[str], client: Mapping[str, Any] | None = None
+) -> list[Message]:
     """Every committed record of ``topics`` (read_committed), up to their high watermarks."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    client = client or {}
+    admin = AdminClient({"bootstrap.servers": bootstrap, **client})
     metadata = admin.list_topics(timeout=30)
     partitions = [
         TopicPartition(t, p)
@@ -102,6 +107,7 @@ def read_to_end(bootstrap: str, topics: Iterable[str]) -> list[Message]:
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            **client,
         }
     )
     todo = {key for key, end in ends.items() if end > 0}
@@ -131,7 +137,9 @@ def check(
     prefix = given.topic_prefix
     inbox_topic, state_topic, dlq_topic = f"{prefix}inbox", f"{prefix}state", f"{prefix}dlq"
     command_topics = sorted(registry.command_topics)
-    records = read_to_end(given.bootstrap, [inbox_topic, state_topic, dlq_topic, *command_topics])
+    records = read_to_end(
+        given.bootstrap, [inbox_topic, state_topic, dlq_topic, *command_topics], given.client
+    )
     by_topic: dict[str, list[Message]] = defaultdict(list)
     for msg in records:
         by_topic[msg.topic() or ""].append(msg)
@@ -139,7 +147,7 @@ def check(
         msgs.sort(key=lambda m: (m.partition(), m.offset()))
 
     problems: list[str] = []
-    partitions = _partition_count(given.bootstrap, inbox_topic)
+    partitions = _partition_count(given.bootstrap, inbox_topic, given.client)
     fold = _Fold(registry, partitions)
     for msg in by_topic[inbox_topic]:
         fold.feed(msg)
@@ -331,8 +339,9 @@ def _check_compensation(
     return problems
 
 
-def _partition_count(bootstrap: str, topic: str) -> int:
-    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=30)
+def _partition_count(bootstrap: str, topic: str, client: Mapping[str, Any]) -> int:
+    admin = AdminClient({"bootstrap.servers": bootstrap, **client})
+    metadata = admin.list_topics(topic, timeout=30)
     return len(metadata.topics[topic].partitions)
 
 

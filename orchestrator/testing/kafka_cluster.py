@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from confluent_kafka.admin._metadata import PartitionMetadata
 
 from orchestrator.errors import KafkaClusterError
+from orchestrator.testing.broker_security import BrokerSecurity
 from orchestrator.testing.proxied_listeners import ProxiedListeners
 
 __all__ = [
@@ -482,10 +483,11 @@ class KafkaNode:
         lines = [f"{key}={value}" for key, value in properties.items()]
         self.config_file.write_text("\n".join(lines) + "\n")
 
-    def format(self, cluster_id: str, *, standalone: bool) -> None:
+    def format(self, cluster_id: str, *, standalone: bool, extra_args: Sequence[str] = ()) -> None:
         """Format the data dir with ``kafka.tools.StorageTool``: once, never on a restart."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         args = ["format", "-t", cluster_id, "-c", str(self.config_file), "--ignore-formatted"]
+        args += extra_args
         if standalone:
             args.append("--standalone")
         cmd = self.jars.java_command(
@@ -635,9 +637,11 @@ class KRaftCluster:
         extra_config: Mapping[str, str] | None,
         ready_timeout: float,
         proxied: Sequence[str] = (),
+        security: BrokerSecurity | None = None,
     ) -> None:
         self.size = size
         self.proxied = ProxiedListeners(proxied)
+        self.security = security
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="ksaga-kafka-")) if workdir is None else workdir
         self.heap = heap
@@ -661,6 +665,17 @@ class KRaftCluster:
 
     def _replication_config(self) -> dict[str, str]:
         raise NotImplementedError
+
+    # -- SASL/SCRAM and ACLs (only with ``security``; see broker_security.py)
+
+    def _secured(self, properties: dict[str, str]) -> dict[str, str]:
+        if self.security is None:
+            return properties
+        return {**properties, **self.security.broker_properties(properties), **self.extra_config}
+
+    def _login(self) -> dict[str, Any]:
+        """The harness's own clients log in as the super user when the cluster is secured."""
+        return self.security.client_config() if self.security is not None else {}
 
     def node_properties(self, node: KafkaNode, quorum: Mapping[str, str]) -> dict[str, str]:
         px_listeners, px_advertised, px_protocols = self.proxied.node_listeners(node.node_id)
@@ -761,10 +776,15 @@ class KRaftCluster:
             node = KafkaNode(
                 node_id, self.workdir / f"node-{node_id}", port, cport, self.jars, heap=self.heap
             )
-            node.write_config(self.node_properties(node, quorum))
+            node.write_config(self._secured(self.node_properties(node, quorum)))
             self.nodes.append(node)
         t0 = time.monotonic()
-        self._parallel(lambda node: node.format(self.cluster_id, standalone=self._standalone()))
+        scram = self.security.format_args() if self.security is not None else []
+        self._parallel(
+            lambda node: node.format(
+                self.cluster_id, standalone=self._standalone(), extra_args=scram
+            )
+        )
         t1 = time.monotonic()
         for node in self.nodes:
             node.start()
@@ -793,7 +813,7 @@ class KRaftCluster:
 
     def admin(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient(_client_config(self.bootstrap_servers))
+            self._admin = AdminClient(_client_config(self.bootstrap_servers, **self._login()))
         return self._admin
 
     def live_broker_ids(self, timeout: float = 5.0) -> set[int]:
@@ -827,6 +847,7 @@ class KRaftCluster:
         producer = Producer(
             _client_config(
                 self.bootstrap_servers,
+                **self._login(),
                 **{"transactional.id": "ksaga-warm-up", "transaction.timeout.ms": 10000},
             )
         )
@@ -840,7 +861,9 @@ class KRaftCluster:
         producer.commit_transaction(timeout)
         consumer = Consumer(
             _client_config(
-                self.bootstrap_servers, **{"group.id": "ksaga-warm-up", "enable.auto.commit": False}
+                self.bootstrap_servers,
+                **self._login(),
+                **{"group.id": "ksaga-warm-up", "enable.auto.commit": False},
             )
         )
         try:
@@ -1003,10 +1026,11 @@ class KafkaBroker(KRaftCluster):
         extra_config: Mapping[str, str] | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
         proxied: Sequence[str] = (),
+        security: BrokerSecurity | None = None,
     ) -> None:
         super().__init__(
             1, workdir, heap=heap, extra_config=extra_config, ready_timeout=ready_timeout,
-            proxied=proxied,
+            proxied=proxied, security=security,
         )  # fmt: skip
 
     def _quorum_config(self, ports: Sequence[tuple[int, int]]) -> dict[str, str]:
@@ -1044,12 +1068,13 @@ class KafkaCluster(KRaftCluster):
         extra_config: Mapping[str, str] | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
         proxied: Sequence[str] = (),
+        security: BrokerSecurity | None = None,
     ) -> None:
         if size < 3:
             raise KafkaClusterError(f"KafkaCluster needs 3+ nodes (got {size}); use KafkaBroker")
         super().__init__(
             size, workdir, heap=heap, extra_config=extra_config, ready_timeout=ready_timeout,
-            proxied=proxied,
+            proxied=proxied, security=security,
         )  # fmt: skip
 
     def _quorum_config(self, ports: Sequence[tuple[int, int]]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
 from orchestrator.config import load_settings
@@ -42,11 +42,14 @@ __all__ = [
 TERMINAL = frozenset({"COMPLETED", "COMPENSATED", "FAILED"})
 
 
-def create_all_topics(bootstrap: str, partitions: int, prefix: str = "ksaga.") -> None:
+def create_all_topics(
+    bootstrap: str, partitions: int, prefix: str = "ksaga.", client: Mapping[str, Any] = {}
+) -> None:
+    """``client``: extra librdkafka settings (e.g. a secured broker's admin login)."""
     settings = load_settings(bootstrap_servers=bootstrap, topic_prefix=prefix)
     registry = load_registry(settings.sagas_module)
     extra = {*registry.trigger_topics, *registry.command_topics}
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **client})
     create_topics(admin, plan_topics(settings, partitions, extra))
 
 
@@ -151,8 +154,19 @@ class ParticipantsProcess(ChildProcess):
         super().__init__(name, argv, dict(env or {}), workdir / f"{name}.log")
 
 
-def publish_orders(bootstrap: str, order_ids: Iterable[str], topic: str = "orders") -> int:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+def publish_orders(
+    bootstrap: str,
+    order_ids: Iterable[str],
+    topic: str = "orders",
+    client: Mapping[str, Any] = {},
+) -> int:
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, **client})
+    failed: list[KafkaError] = []
+
+    def delivered(err: KafkaError | None, _msg: object) -> None:
+        if err is not None:
+            failed.append(err)
+
     count = 0
     for order_id in order_ids:
         event = OrderPlaced(
@@ -162,11 +176,18 @@ def publish_orders(bootstrap: str, order_ids: Iterable[str], topic: str = "order
             amount_cents=3_999,
             address="1 Log Street",
         )
-        producer.produce(topic, key=order_id.encode(), value=event.model_dump_json().encode())
+        producer.produce(
+            topic,
+            key=order_id.encode(),
+            value=event.model_dump_json().encode(),
+            on_delivery=delivered,
+        )
         producer.poll(0)
         count += 1
     if producer.flush(30):
         raise RuntimeError("triggers not delivered within 30 s")
+    if failed:
+        raise RuntimeError(f"{len(failed)} trigger(s) refused by the broker: {failed[0]}")
     return count
 
 
@@ -192,6 +213,7 @@ class Observer:
     )
     state_topic: str = "ksaga.state"
     dlq_topic: str = "ksaga.dlq"
+    client: Mapping[str, Any] = field(default_factory=dict)  # e.g. a secured broker's login
     status: dict[str, str] = field(default_factory=dict)
     commands: list[CommandSeen] = field(default_factory=list)
     dead_letters: list[dict[str, str]] = field(default_factory=list)
@@ -205,6 +227,7 @@ class Observer:
                 "isolation.level": "read_committed",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
+                **self.client,
             }
         )
         self._consumer.subscribe([self.state_topic, self.dlq_topic, *self.command_topics])
