@@ -67,7 +67,11 @@ class SignalWritten:
 def _client_config(settings: Settings) -> dict[str, Any]:
     # librdkafka's own log lines (connection refused, every 50 ms) would bury the one message
     # this command prints; failures reach us as errors and are reported once, with the fix.
-    return {"bootstrap.servers": settings.bootstrap_servers, "log_level": 0, **settings.kafka}
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "log_level": 0,
+        **settings.kafka.client_settings(),
+    }
 
 
 def _producer_config(settings: Settings) -> dict[str, Any]:
