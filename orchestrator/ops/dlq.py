@@ -362,7 +362,11 @@ def _produce(
     except (KafkaException, KsagaError) as exc:
         with contextlib.suppress(KafkaException):  # fenced or broken: the broker aborts it
             producer.abort_transaction(30)
-        raise KsagaError(f"redrive aborted, nothing was sent: {exc}") from exc
+        raise KsagaError(
+            f"redrive failed ({exc}): its transaction was aborted, or its outcome is unknown if"
+            " the commit itself failed. The markers commit with the copies, so running the"
+            " same redrive again is safe: what was sent is skipped"
+        ) from exc
     return [
         {**record.row(), "outcome": f"redriven to {delivered.get(record.position, '?')}"}
         for record, _info, _partition in todo

@@ -29,8 +29,9 @@ that had an outcome before (a transition or nothing) and would now act: e.g. new
 an old input differently. Only records recorded as dead letters may act.
 
 Also refused: a group with active members (they would commit over the reset: stop every replica
-first), a starting point past the committed offset (records never folded would be skipped),
-and ``--saga`` (offsets are per partition: a rewind reprocesses every saga of the partition).
+first; the broker also refuses an offset commit from outside a group that has members), a
+starting point past the committed offset (records never folded would be skipped), and
+``--saga`` (offsets are per partition: a rewind reprocesses every saga of the partition).
 """
 
 from __future__ import annotations

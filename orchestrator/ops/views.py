@@ -203,11 +203,11 @@ def show_rewind_plan(
         if rows:
             print_table(title, rows, columns, out=out)
     moves = [
-        {"partition": p, "committed": old, "rewind to": new, "records": old - new}
+        {"partition": p, "committed": old, "rewind to": new, "offsets": old - new}
         for p, (old, new) in plan.moves().items()
     ]
     title = "offsets reset" if done is not None else "offsets to reset (dry run)"
-    print_table(title, moves, ["partition", "committed", "rewind to", "records"], out=out)
+    print_table(title, moves, ["partition", "committed", "rewind to", "offsets"], out=out)
     out.print(plan.summary(), highlight=False)
     if done is not None:
         out.print("offsets reset; start the replicas to reprocess", highlight=False)
