@@ -8,20 +8,27 @@ long ones).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["console", "duration", "iso", "print_json", "print_table", "text_or_hex"]
 
 
+_NO_WRAP = frozenset({"at", "timestamp", "updated", "started", "position", "saga_id", "source"})
+"""Short tokens that read badly when broken over lines; other columns wrap instead."""
+
+
 def console() -> Console:
-    """stdout; rich drops colours and wraps to 100 columns when it is not a terminal."""
-    return Console(width=None if sys.stdout.isatty() else 140)
+    """stdout; not a terminal: no colours, 140 columns unless COLUMNS says otherwise."""
+    wide = sys.stdout.isatty() or "COLUMNS" in os.environ
+    return Console(width=None if wide else 140)
 
 
 def print_json(value: Any) -> None:
@@ -36,11 +43,11 @@ def print_table(
     out: Console | None = None,
     caption: str | None = None,
 ) -> None:
-    table = Table(title=title, caption=caption, show_lines=False, title_justify="left")
+    table = Table(title=escape(title), caption=caption, show_lines=False, title_justify="left")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in _NO_WRAP)
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*("" if row.get(c) is None else escape(str(row.get(c))) for c in columns))
     (out or console()).print(table)
 
 

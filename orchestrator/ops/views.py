@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -52,7 +53,7 @@ def show_rebuild(result: RebuildResult, as_json: bool) -> None:
             }
         )
     else:
-        console().print(result.summary(), highlight=False)
+        console().print(result.summary(), highlight=False, markup=False)
 
 
 def show_dead_letters(rows: Sequence[Mapping[str, Any]], as_json: bool, total: int) -> None:
@@ -70,14 +71,14 @@ def show_dead_letters(rows: Sequence[Mapping[str, Any]], as_json: bool, total: i
 
 
 def _kv_table(title: str, pairs: Mapping[str, Any]) -> Table:
-    table = Table(title=title, show_header=False, title_justify="left")
+    table = Table(title=escape(title), show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in pairs.items():
         if value is None or value == []:
             continue
         text = json.dumps(value, indent=2) if isinstance(value, dict | list) else str(value)
-        table.add_row(key, text)
+        table.add_row(key, escape(text))
     return table
 
 
@@ -95,12 +96,12 @@ def show_dead_letter(detail: Mapping[str, Any], as_json: bool) -> None:
     headers.add_column("name")
     headers.add_column("value", overflow="fold")
     for name, value in detail["headers"]:
-        headers.add_row(name, "" if value is None else value)
+        headers.add_row(name, "" if value is None else escape(value))
     out.print(headers)
     payload = detail["payload"]
     body = payload.get("value", payload.get("hex"))
     text = json.dumps(body, indent=2) if not isinstance(body, str) else body
-    out.print(Panel(text, title=f"payload ({payload['format']})", title_align="left"))
+    out.print(Panel(escape(text), title=f"payload ({payload['format']})", title_align="left"))
 
 
 def show_redrive(outcome: RedriveOutcome, as_json: bool) -> None:
@@ -173,7 +174,7 @@ def show_replay(report: ReplayReport, as_json: bool) -> None:
             ["saga_id", "why"],
             out=out,
         )
-    out.print(report.summary(), highlight=False)
+    out.print(report.summary(), highlight=False, markup=False)
 
 
 def show_rewind_plan(
@@ -208,6 +209,6 @@ def show_rewind_plan(
     ]
     title = "offsets reset" if done is not None else "offsets to reset (dry run)"
     print_table(title, moves, ["partition", "committed", "rewind to", "offsets"], out=out)
-    out.print(plan.summary(), highlight=False)
+    out.print(plan.summary(), highlight=False, markup=False)
     if done is not None:
-        out.print("offsets reset; start the replicas to reprocess", highlight=False)
+        out.print("offsets reset; start the replicas to reprocess", highlight=False, markup=False)

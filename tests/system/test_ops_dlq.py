@@ -9,14 +9,17 @@ place. Every gift completes, and no command is ever emitted twice.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Producer
 
 from connectors.order_participants import Behaviour
+from orchestrator.config import load_settings
 from orchestrator.ops.dlq import REDRIVEN_FROM
-from orchestrator.ops.reader import headers_of, read_to_end
+from orchestrator.ops.reader import Cluster, headers_of, read_to_end
+from orchestrator.ops.replay import committed_offsets
 from orchestrator.partitioning import partition_for
 from orchestrator.testing.kafka_cluster import wait_for
 from sagas.order import OrderItem
@@ -61,6 +64,7 @@ def test_an_unknown_saga_type_is_recovered_by_redrive_and_by_a_rewind(
     observer = system.watch()
     wait_for(lambda: observer.poll() >= 0 and len(observer.dead_letters) >= 6, 60, "dead letters")
     system.wait_all_terminal()
+    cluster = Cluster(load_settings(bootstrap_servers=bootstrap))
 
     letters = ksaga("dlq", "list", "--bootstrap", bootstrap, "--reason", "unknown-saga-type",
                     "--json").json()  # fmt: skip
@@ -148,3 +152,21 @@ def test_an_unknown_saga_type_is_recovered_by_redrive_and_by_a_rewind(
     assert again == []  # reprocessing the whole inbox re-sent nothing that had been sent
     assert observer.duplicate_commands() == []
     assert observer.attempt_gaps() == []
+
+    # A rewind that would make an input act twice is refused, and changes nothing. Here the
+    # state of a finished order is gone (as a retention tombstone would remove it): its start,
+    # folded long ago, would start it again.
+    assert system.replicas["r1"].terminate() == 0
+    gone = "order/dlq-00000"
+    producer.produce("ksaga.state", partition=partition_for(gone, PARTITIONS), key=gone.encode(),
+                     value=None)  # fmt: skip
+    assert producer.flush(10) == 0
+    before = committed_offsets(cluster, range(PARTITIONS))
+    refused = ksaga("replay", "--bootstrap", bootstrap, "--reset-group", "--yes", "--json")
+    assert refused.code == 1
+    assert "refusing to rewind" in refused.err
+    unsafe = json.loads(refused.out)["unsafe"]
+    assert {r["saga_id"] for r in unsafe} == {gone}
+    assert unsafe[0]["recorded"] == "transition"
+    assert unsafe[0]["will"].startswith("v1 RUNNING")
+    assert committed_offsets(cluster, range(PARTITIONS)) == before

@@ -33,10 +33,10 @@ def test_a_replica_set_that_lost_every_disk_recovers_from_the_topics(
     system = system_factory(MIXED)
     r1, r2 = system.replica("r1"), system.replica("r2")
     system.start_participants()
-    system.publish(orders("lost", 80))
+    system.publish(orders("lost", 50))
     observer = system.watch()
     wait_for(lambda: observer.poll() >= 0 and len(observer.terminal()) >= 15, 60, "progress")
-    assert len(observer.terminal()) < 80, "some sagas must be in flight when the disks go"
+    assert len(observer.terminal()) < 50, "some sagas must be in flight when the disks go"
 
     # The whole replica set crashes and every disk is gone.
     assert r1.kill() == -9
@@ -55,7 +55,7 @@ def test_a_replica_set_that_lost_every_disk_recovers_from_the_topics(
     assert "in use (RocksDB lock held)" in refused.err
     rebuilt = ksaga("state", "rebuild", "--bootstrap", bootstrap, "--state-dir", str(r2.state_dir))
     assert rebuilt.code == 0, rebuilt
-    assert "80 sagas from" in rebuilt.out
+    assert "50 sagas from" in rebuilt.out
     assert "records/s" in rebuilt.out
 
     cluster = Cluster(load_settings(bootstrap_servers=bootstrap))
@@ -70,10 +70,11 @@ def test_a_replica_set_that_lost_every_disk_recovers_from_the_topics(
             timers = {t.saga_id for t in store.due_timers(partition, 2**62, 1_000)}
             assert timers == {k for k, s in expected.items() if s.timer is not None}
 
-    # The restarted replica catches up from the rebuilt store and the system goes on.
+    # The restarted replica catches up from the rebuilt store and the system goes on; the
+    # replay at the end re-folds the whole log (as the checker does) and finds it identical.
     system.replica("r2")
-    system.publish(orders("lost", 10, start=80))
-    system.assert_guarantees()
+    system.publish(orders("lost", 10, start=50))
+    assert system.wait_all_terminal() == system.expected()
     inspect_and_replay(system)
 
 
@@ -92,7 +93,7 @@ def inspect_and_replay(system: System) -> None:
     assert none.json() == []
     table = ksaga("saga", "list", "--bootstrap", bootstrap, "--type", "order")
     assert table.code == 0
-    assert "90 saga(s)" in table.out
+    assert "60 saga(s)" in table.out
 
     saga_id = compensated[0]
     shown = ksaga("saga", "show", "--bootstrap", bootstrap, saga_id, "--json").json()
@@ -113,7 +114,7 @@ def inspect_and_replay(system: System) -> None:
     replayed = ksaga("replay", "--bootstrap", bootstrap, "--json")
     report = replayed.json()
     assert replayed.code == 0, report["divergences"][:3]
-    assert report["sagas"] == 90
+    assert report["sagas"] == 60
     assert report["divergences"] == []
     assert report["skipped"] == {}
     one = ksaga("replay", "--bootstrap", bootstrap, "--saga", saga_id, "--json").json()
