@@ -128,6 +128,8 @@ def test_an_unknown_saga_type_is_recovered_by_redrive_and_by_a_rewind(
     assert sorted(copies) == sorted(positions[:4])  # one copy each, whatever ran twice
 
     # The two gifts left in the DLQ: reprocessed in place by rewinding the orchestrator group.
+    while observer.poll(0.5):  # drain: every command committed so far is counted
+        pass
     sent = len(observer.commands)
     assert replica.terminate() == 0
     rewind = ksaga("replay", "--bootstrap", bootstrap, "--sagas", NEW_CODE, "--reset-group",
@@ -145,7 +147,8 @@ def test_an_unknown_saga_type_is_recovered_by_redrive_and_by_a_rewind(
         "rewound gifts to complete",
     )
     system.wait_all_terminal()
-    observer.poll(1.0)
+    while observer.poll(0.5):
+        pass
     again = [
         c for c in observer.commands[sent:] if c.saga_id not in {r["key"] for r in letters[4:]}
     ]
