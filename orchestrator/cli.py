@@ -12,15 +12,19 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from connectors.cli import participants_command
-from orchestrator.core import SagaCancelled, SagaResumed, StepKind
+from orchestrator.core import SagaCancelled, SagaResumed, SagaStatus, StepKind
 from orchestrator.dsl import Saga
 from orchestrator.errors import KsagaError
+from orchestrator.ops.params import DURATION, INSTANT, POSITION
 from orchestrator.registry import load_registry
+
+if TYPE_CHECKING:
+    from orchestrator.ops.reader import Cluster
 
 __all__ = ["main"]
 
@@ -316,7 +320,7 @@ def kafka_start(nodes: int) -> None:
 
 @cli.group()
 def saga() -> None:
-    """Act on one saga: resume it after a fix, or cancel it."""
+    """Sagas: list, show and history (from ksaga.state and ksaga.history); resume or cancel."""
 
 
 def _whoami() -> str:
@@ -399,6 +403,217 @@ def chaos(ctx: click.Context) -> None:
     from orchestrator.testing.chaos import chaos_command  # noqa: PLC0415  (heavy imports)
 
     chaos_command.main(args=ctx.args, prog_name="ksaga chaos")
+
+
+# ------------------------------------------------------------- operations (orchestrator/ops)
+
+_bootstrap = click.option(
+    "--bootstrap", envvar="KSAGA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers."
+)
+_as_json = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+_sagas = click.option(
+    "--sagas", "module", envvar="KSAGA_SAGAS_MODULE", help="Saga list module (the current code)."
+)
+
+
+def _cluster(bootstrap: str | None, **overrides: Any) -> Cluster:
+    """Settings from KSAGA_* (options override them), quiet logs, and the cluster handle."""
+    from orchestrator.app import configure_logging  # noqa: PLC0415
+    from orchestrator.config import load_settings  # noqa: PLC0415
+    from orchestrator.ops.reader import Cluster  # noqa: PLC0415
+
+    configure_logging("WARNING", json=False)
+    given = {"bootstrap_servers": bootstrap, **overrides}
+    return Cluster(load_settings(**{k: v for k, v in given.items() if v is not None}))
+
+
+@cli.group()
+def state() -> None:
+    """A replica's RocksDB state store."""
+
+
+@state.command("rebuild")
+@_bootstrap
+@click.option("--state-dir", envvar="KSAGA_STATE_DIR", help="The replica's RocksDB directory.")
+@click.option("--partition", "partitions", type=click.IntRange(0), multiple=True,
+              help="Only these partitions (repeatable); default all.")  # fmt: skip
+@_as_json
+def state_rebuild(
+    bootstrap: str | None, state_dir: str | None, partitions: tuple[int, ...], as_json: bool
+) -> None:
+    """Rebuild the store from ksaga.state (refused while a replica holds it)."""
+    from orchestrator.ops.rebuild import rebuild_state  # noqa: PLC0415
+    from orchestrator.ops.views import show_rebuild  # noqa: PLC0415
+
+    cluster = _cluster(bootstrap, state_dir=state_dir)
+    show_rebuild(rebuild_state(cluster.settings, partitions or None), as_json)
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead letters: list, show, redrive."""
+
+
+@dlq.command("list")
+@_bootstrap
+@click.option("--reason", help="Only this reason (ksaga.dlq.reason), e.g. unknown-saga-type.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@_as_json
+def dlq_list(bootstrap: str | None, reason: str | None, limit: int, as_json: bool) -> None:
+    """Dead letters, oldest first, with their reason and source."""
+    from orchestrator.ops.dlq import list_dead_letters  # noqa: PLC0415
+    from orchestrator.ops.views import show_dead_letters  # noqa: PLC0415
+
+    rows = list_dead_letters(_cluster(bootstrap), reason=reason)
+    show_dead_letters(rows[:limit], as_json, total=len(rows))
+
+
+@dlq.command("show")
+@_bootstrap
+@click.argument("position", type=POSITION)
+@_as_json
+def dlq_show(bootstrap: str | None, position: tuple[int, int], as_json: bool) -> None:
+    """One dead letter (PARTITION:OFFSET): headers and decoded payload."""
+    from orchestrator.ops.dlq import show_dead_letter  # noqa: PLC0415
+    from orchestrator.ops.views import show_dead_letter as view  # noqa: PLC0415
+
+    view(show_dead_letter(_cluster(bootstrap), position), as_json)
+
+
+@dlq.command("redrive")
+@_bootstrap
+@click.option("--offset", "positions", type=POSITION, multiple=True,
+              help="A dead letter PARTITION:OFFSET (repeatable).")  # fmt: skip
+@click.option("--reason", help="Every dead letter with this reason.")
+@click.option("--all", "everything", is_flag=True, help="Every dead letter.")
+@_as_json
+def dlq_redrive(
+    bootstrap: str | None,
+    positions: tuple[tuple[int, int], ...],
+    reason: str | None,
+    everything: bool,
+    as_json: bool,
+) -> None:
+    """Send dead letters back where they came from, once each, in one transaction."""
+    from orchestrator.ops.dlq import redrive  # noqa: PLC0415
+    from orchestrator.ops.views import show_redrive  # noqa: PLC0415
+
+    if sum((bool(positions), reason is not None, everything)) != 1:
+        raise click.UsageError(
+            "choose what to redrive: --offset P:O (repeatable), --reason or --all"
+        )
+    cluster = _cluster(bootstrap)
+    outcome = redrive(cluster, positions=positions, reason=reason, everything=everything)
+    show_redrive(outcome, as_json)
+
+
+@saga.command("list")
+@_bootstrap
+@click.option("--type", "saga_type", help="Only this saga type.")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice([s.value for s in SagaStatus], case_sensitive=False),
+              help="Only this status (repeatable).")  # fmt: skip
+@click.option("--older-than", type=DURATION, help="Not updated for at least this long, e.g. 10m.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@_sagas
+@_as_json
+def saga_list(
+    *,
+    bootstrap: str | None,
+    saga_type: str | None,
+    statuses: tuple[str, ...],
+    older_than: int | None,
+    limit: int,
+    module: str | None,
+    as_json: bool,
+) -> None:
+    """Sagas from the latest record per key of ksaga.state."""
+    from orchestrator.ops.inspect import list_sagas  # noqa: PLC0415
+    from orchestrator.ops.views import show_sagas  # noqa: PLC0415
+
+    cluster = _cluster(bootstrap, sagas_module=module)
+    rows = list_sagas(cluster, saga_type=saga_type, statuses=statuses,
+                      older_than_ms=older_than, limit=limit)  # fmt: skip
+    show_sagas(rows, as_json)
+
+
+@saga.command("show")
+@_bootstrap
+@click.argument("saga_id")
+@_sagas
+@_as_json
+def saga_show(bootstrap: str | None, saga_id: str, module: str | None, as_json: bool) -> None:
+    """One saga: status, step, action, attempt, timer, data."""
+    from orchestrator.ops.inspect import show_saga  # noqa: PLC0415
+    from orchestrator.ops.views import show_saga as view  # noqa: PLC0415
+
+    view(show_saga(_cluster(bootstrap, sagas_module=module), saga_id), as_json)
+
+
+@saga.command("history")
+@_bootstrap
+@click.argument("saga_id")
+@_as_json
+def saga_history(bootstrap: str | None, saga_id: str, as_json: bool) -> None:
+    """One saga's transitions from ksaga.history, in order."""
+    from orchestrator.ops.inspect import saga_history as history  # noqa: PLC0415
+    from orchestrator.ops.views import show_history  # noqa: PLC0415
+
+    show_history(history(_cluster(bootstrap), saga_id), as_json, saga_id)
+
+
+@cli.command()
+@_bootstrap
+@click.option("--saga", "saga_id", help="Only this saga (its partition, its records).")
+@click.option("--from-offset", "from_offsets", type=POSITION, multiple=True,
+              help="Start partition P at offset O (repeatable; only those).")  # fmt: skip
+@click.option("--from-timestamp", "from_ms", type=INSTANT, help="Start at this time.")
+@click.option("--reset-group", is_flag=True,
+              help="Rewind the orchestrator group there, to reprocess.")  # fmt: skip
+@click.option("--yes", is_flag=True, help="Do not ask before --reset-group.")
+@_sagas
+@_as_json
+def replay(
+    *,
+    bootstrap: str | None,
+    saga_id: str | None,
+    from_offsets: tuple[tuple[int, int], ...],
+    from_ms: int | None,
+    reset_group: bool,
+    yes: bool,
+    module: str | None,
+    as_json: bool,
+) -> None:
+    """Re-fold the inbox with the current code and show where it diverges (emits nothing).
+
+    Exit status 1 when it diverges. With --reset-group, instead preview and do a rewind.
+    """
+    from orchestrator.ops import replay as ops_replay  # noqa: PLC0415
+    from orchestrator.ops import rewind, views  # noqa: PLC0415
+
+    starts = dict(from_offsets)
+    if len(starts) != len(from_offsets):
+        raise click.UsageError("--from-offset names a partition twice")
+    if from_offsets and from_ms is not None:
+        raise click.UsageError("use --from-offset or --from-timestamp, not both")
+    cluster = _cluster(bootstrap, sagas_module=module)
+    registry = load_registry(cluster.settings.sagas_module)
+    if not reset_group:
+        report = ops_replay.replay(cluster, registry, saga_id=saga_id,
+                                   from_offsets=starts or None, from_ms=from_ms)  # fmt: skip
+        views.show_replay(report, as_json)
+        sys.exit(1 if report.diverged else 0)
+    if saga_id is not None:
+        raise click.UsageError("--reset-group rewinds whole partitions; it cannot take --saga")
+    rewind.ensure_group_empty(cluster)  # fail fast; reset_group checks again just before
+    plan = rewind.plan_rewind(cluster, registry, from_offsets=starts or None, from_ms=from_ms)
+    if plan.unsafe:
+        views.show_rewind_plan(plan, as_json)
+    elif not yes:
+        views.show_rewind_plan(plan, as_json)
+        click.confirm(f"rewind group {cluster.settings.group_id}?", abort=True)
+    moves = rewind.reset_group(cluster, plan)
+    views.show_rewind_plan(plan, as_json, done=moves)
 
 
 def main() -> NoReturn:

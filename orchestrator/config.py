@@ -128,6 +128,9 @@ class Topics:
         self.state = f"{prefix}state"
         self.history = f"{prefix}history"
         self.dlq = f"{prefix}dlq"
+        # Written only by `ksaga dlq redrive` (one marker per redriven dead letter), so a
+        # replica does not require it; `ksaga topics create` makes it.
+        self.redriven = f"{prefix}redriven"
 
     @property
     def all(self) -> tuple[str, str, str, str]:

@@ -42,11 +42,10 @@ from orchestrator.core import (
     Input,
     SagaState,
     SendCommand,
-    decide,
 )
 from orchestrator.crashpoints import crash_point, stall_point
-from orchestrator.errors import DecodeError, KsagaError
-from orchestrator.inbox import Unroutable, definition_for
+from orchestrator.errors import KsagaError
+from orchestrator.inbox import fold_record
 from orchestrator.kafka import ErrorClass, classify
 from orchestrator.metrics import Metrics
 from orchestrator.partitioning import partition_for
@@ -63,7 +62,6 @@ from orchestrator.records import (
 from orchestrator.registry import Registry
 from orchestrator.restore import restore_partition
 from orchestrator.store import SagaStore, StoreBatch
-from orchestrator.wire import decode_input
 from schemas import headers
 
 __all__ = ["FatalError", "Orchestrator"]
@@ -240,31 +238,23 @@ class Orchestrator:
         return batch
 
     def _fold(self, msg: Message, batch: _Batch, source: Source) -> None:
-        try:
-            event = decode_input(msg.value())
-        except DecodeError as exc:
-            self._dead_letter(msg, source, exc.reason, "DecodeError", str(exc))
-            return
-        saga_id = event.saga_id
-        state = self._state(batch, source.partition, saga_id)
-        target = definition_for(self.registry, self.partitions, source.partition, event, state)
-        if isinstance(target, Unroutable):
-            if target.dead_letter:
-                self._dead_letter(msg, source, target.reason, "Reject", target.detail)
-            else:
-                self.metrics.ignored.labels(target.reason).inc()
-            return
         now = _timestamp(msg)
-        try:
-            decision = decide(target, state, event, now)
-        except Exception as exc:  # a bug must not stop the loop: park the record
-            _log.exception("decide raised", saga_id=saga_id)
-            self._dead_letter(msg, source, "internal-error", type(exc).__name__, str(exc))
-            return
-        self._emit(batch, source=source, before=state, event=event, decision=decision, now=now)
-        if decision.rejected is not None:
-            reject = decision.rejected
-            self._dead_letter(msg, source, reject.reason.value, "Reject", reject.detail)
+        folded = fold_record(
+            self.registry, self.partitions, source.partition, msg.value(),
+            state_of=lambda saga_id: self._state(batch, source.partition, saga_id), now=now,
+        )  # fmt: skip
+        if folded.error is not None and folded.event is not None:
+            _log.error("decide raised", saga_id=folded.event.saga_id, exc_info=folded.error)
+        if folded.ignored is not None:
+            self.metrics.ignored.labels(folded.ignored).inc()
+        if folded.changed is not None:
+            assert folded.event is not None
+            assert folded.decision is not None
+            self._emit(batch, source=source, before=folded.before, event=folded.event,
+                       decision=folded.decision, now=now)  # fmt: skip
+        if folded.dead_letter is not None:
+            letter = folded.dead_letter
+            self._dead_letter(msg, source, letter.reason, letter.error_class, letter.detail)
 
     def _emit(
         self,
@@ -276,12 +266,8 @@ class Orchestrator:
         decision: Decision,
         now: int,
     ) -> None:
-        if decision.ignored is not None:
-            self.metrics.ignored.labels(decision.ignored.reason.value).inc()
-            return
         state = decision.state
-        if state is None or state is before:
-            return
+        assert state is not None
         partition = source.partition
         batch.overlay[state.saga_id] = (partition, state)
         self._produce(state_out(self.topics.state, partition, state), state_partition=partition)
@@ -500,7 +486,7 @@ class Orchestrator:
                     self.admin,
                     self.topics.state,
                     partition,
-                    progress=self.beat,
+                    on_progress=lambda _done, _total: self.beat(),
                 )
             except (KafkaException, KsagaError) as exc:
                 raise FatalError(f"restore of partition {partition} failed: {exc}") from exc

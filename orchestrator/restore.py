@@ -51,6 +51,24 @@ def _low_watermark(admin: AdminClient, topic: str, partition: int) -> int:
     return watermarks(admin, [(topic, partition)], earliest=True)[(topic, partition)]
 
 
+def _checkpoint_within(
+    store: SagaStore, partition: int, low: int, high: int
+) -> tuple[int | None, bool]:
+    """The store's checkpoint, or (None, wiped) when the topic no longer covers it."""
+    start = store.checkpoint(partition)
+    if start is None or low <= start <= high:
+        return start, False
+    _log.warning(
+        "store checkpoint outside the state topic; wiping the partition",
+        partition=partition,
+        checkpoint=start,
+        low=low,
+        high=high,
+    )
+    store.wipe_partition(partition)
+    return None, True
+
+
 def restore_partition(
     store: SagaStore,
     consumer: Consumer,
@@ -59,25 +77,19 @@ def restore_partition(
     partition: int,
     *,
     stall_timeout_s: float = 120.0,
-    progress: Callable[[], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> RestoreResult:
-    """Restore one partition; ``progress`` is called whenever the position moves on (liveness)."""
+    """Catch ``store`` up on ``state_topic[partition]``; ``on_progress(done, total)`` is called
+    with the offsets read so far and to read in all, once before the first chunk and after each
+    (a progress bar, and the loop's heartbeat: a long restore is not a stall)."""
     began = clock.monotonic()
     target = high_watermark(admin, state_topic, partition)
     low = _low_watermark(admin, state_topic, partition)
-    start = store.checkpoint(partition)
-    wiped = False
-    if start is not None and not low <= start <= target:
-        _log.warning(
-            "store checkpoint outside the state topic; wiping the partition",
-            partition=partition,
-            checkpoint=start,
-            low=low,
-            high=target,
-        )
-        store.wipe_partition(partition)
-        start, wiped = None, True
+    start, wiped = _checkpoint_within(store, partition, low, target)
     position = start if start is not None else low
+    first = position
+    if on_progress is not None:
+        on_progress(0, target - first)
     records = 0
     tp = TopicPartition(state_topic, partition, position)
     consumer.assign([tp])
@@ -85,8 +97,6 @@ def restore_partition(
         last_progress = clock.monotonic()
         while position < target:
             messages = consumer.consume(CHUNK, timeout=0.05)
-            if progress is not None:
-                progress()
             latest: dict[str, SagaState | None] = {}  # a chunk may hold one saga many times
             for msg in messages:
                 err = msg.error()
@@ -106,11 +116,11 @@ def restore_partition(
             if current.offset >= 0 and current.offset > position:
                 position = current.offset
                 last_progress = clock.monotonic()
-                if progress is not None:
-                    progress()
             if puts or deletes or position > (store.checkpoint(partition) or -1):
                 store.apply(StoreBatch.of(puts, deletes, {partition: position}))
                 crash_point("during-restore")
+            if on_progress is not None:
+                on_progress(min(position, target) - first, target - first)
             if clock.monotonic() - last_progress > stall_timeout_s:
                 raise KsagaError(
                     f"restore of {state_topic}[{partition}] stalled at {position} < {target} for"

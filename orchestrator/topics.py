@@ -63,6 +63,9 @@ def plan_topics(
         TopicPlan(
             t.dlq, partitions, {"cleanup.policy": "delete", "retention.ms": str(30 * _DAY_MS)}
         ),
+        # Redrive markers: few and small, one partition; kept as long as a dead letter (they
+        # are written after it, so a marker outlives the record it marks).
+        TopicPlan(t.redriven, 1, {"cleanup.policy": "delete", "retention.ms": str(30 * _DAY_MS)}),
     ]
     ours = {p.name for p in plans}
     plans += [TopicPlan(name, partitions, {}) for name in sorted(set(extra_topics) - ours)]

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Message
 from confluent_kafka.admin import AdminClient
 
 from orchestrator.core import (
@@ -39,13 +39,11 @@ from orchestrator.core import (
     SendCommand,
     StepKind,
     TimerFired,
-    decide,
 )
-from orchestrator.errors import DecodeError
-from orchestrator.inbox import Unroutable, definition_for
-from orchestrator.kafka import watermarks
+from orchestrator.inbox import Refold
+from orchestrator.ops.reader import read_to_end
 from orchestrator.registry import Registry, load_registry
-from orchestrator.wire import decode_input, decode_state
+from orchestrator.wire import decode_state
 from schemas.codec import RecordType, default_catalog
 
 __all__ = ["CheckInput", "CheckReport", "check", "read_to_end"]
@@ -82,51 +80,6 @@ class CheckReport:
         if self.passed:
             return f"verdict: PASS sagas={self.sagas} faults={faults}"
         return f"verdict: FAIL sagas={self.sagas} faults={faults} problems={len(self.problems)}"
-
-
-def read_to_end(
-    bootstrap: str, topics: Iterable[str], client: Mapping[str, Any] | None = None
-) -> list[Message]:
-    """Every committed record of ``topics`` (read_committed), up to their high watermarks."""
-    client = client or {}
-    admin = AdminClient({"bootstrap.servers": bootstrap, **client})
-    metadata = admin.list_topics(timeout=30)
-    partitions = [
-        TopicPartition(t, p)
-        for t in topics
-        if t in metadata.topics
-        for p in metadata.topics[t].partitions
-    ]
-    if not partitions:
-        return []
-    ends = watermarks(admin, [(tp.topic, tp.partition) for tp in partitions])
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "ksaga-checker",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            **client,
-        }
-    )
-    todo = {key for key, end in ends.items() if end > 0}
-    consumer.assign([TopicPartition(t, p, 0) for t, p in todo])
-    records: list[Message] = []
-    try:
-        while todo:
-            for msg in consumer.consume(5_000, timeout=0.5):
-                if msg.error() is None:
-                    records.append(msg)
-            positions = consumer.position([TopicPartition(t, p) for t, p in todo])
-            todo = {
-                (tp.topic, tp.partition)
-                for tp in positions
-                if tp.offset < ends[(tp.topic, tp.partition)]
-            }
-    finally:
-        consumer.close()
-    return records
 
 
 def check(
@@ -248,12 +201,11 @@ _GAVE_UP = (SagaStatus.COMPENSATING, SagaStatus.COMPENSATED, SagaStatus.FAILED)
 
 
 class _Fold:
-    """The loop's fold, replayed per saga from the committed inbox records."""
+    """The loop's fold (``inbox.Refold``), with what the checks need recorded per saga."""
 
     def __init__(self, registry: Registry, partitions: int) -> None:
-        self.registry = registry
-        self.partitions = partitions
-        self.states: dict[str, SagaState | None] = {}
+        self.refold = Refold(registry, partitions)
+        self.states = self.refold.states
         self.effects: dict[str, list[SendCommand]] = defaultdict(list)
         self.inputs: dict[str, list[str]] = defaultdict(list)
         self.commands: list[SendCommand] = []
@@ -261,33 +213,23 @@ class _Fold:
         self.forward_ended_in_doubt: dict[str, bool] = {}
 
     def feed(self, msg: Message) -> None:
-        try:
-            event = decode_input(msg.value())
-        except DecodeError as exc:
-            self.rejected[exc.reason] += 1
-            return
-        saga_id = event.saga_id
-        state = self.states.get(saga_id)
         partition = msg.partition()
         assert partition is not None
-        target = definition_for(self.registry, self.partitions, partition, event, state)
-        if isinstance(target, Unroutable):
-            if target.dead_letter:
-                self.rejected[target.reason] += 1
-            return
         _kind, now = msg.timestamp()
-        decision = decide(target, state, event, now)
-        self.inputs[saga_id].append(f"{msg.partition()}@{msg.offset()}:{_describe(event)}")
-        self._record(saga_id, state, decision, event)
+        folded = self.refold.feed(partition, msg.value(), now)
+        if folded.dead_letter is not None:
+            self.rejected[folded.dead_letter.reason] += 1
+        event = folded.event
+        if event is None or folded.decision is None:
+            return
+        self.inputs[event.saga_id].append(f"{partition}@{msg.offset()}:{_describe(event)}")
+        if folded.changed is not None:
+            self._record(event.saga_id, folded.before, folded.decision, event)
 
     def _record(
         self, saga_id: str, before: SagaState | None, decision: Decision, event: Input
     ) -> None:
-        if decision.rejected is not None:
-            self.rejected[decision.rejected.reason.value] += 1
-            return
-        if decision.ignored is not None or decision.state is None or decision.state is before:
-            return
+        assert decision.state is not None
         after = decision.state.status
         if before is not None and before.status is SagaStatus.RUNNING and after in _GAVE_UP:
             # The forward path ended here. A TimerFired means its last attempt timed out; an

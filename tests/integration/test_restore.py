@@ -60,9 +60,14 @@ def test_restore_equals_the_committed_fold_and_reaches_the_high_watermark(
         {"bootstrap.servers": bootstrap, "group.id": "restore-test",
          "isolation.level": "read_committed", "enable.partition.eof": True}
     )  # fmt: skip
-    moved: list[int] = []  # the liveness heartbeat: called whenever the position moves on
-    result = restore_partition(store, consumer, admin, topic, 1, progress=lambda: moved.append(1))
-    assert moved
+    # (done, total) per chunk: a progress bar's input and the loop's liveness heartbeat.
+    moved: list[tuple[int, int]] = []
+    result = restore_partition(
+        store, consumer, admin, topic, 1, on_progress=lambda d, t: moved.append((d, t))
+    )
+    assert moved[0][0] == 0
+    assert moved[-1][0] == moved[-1][1] > 0
+    assert [d for d, _ in moved] == sorted(d for d, _ in moved)
     want = {k: v for k, v in expected.items() if v is not None}
     assert {s.saga_id: s for s in store.states(1)} == want
     assert store.get(1, "s0") == state("s0", 39)  # the aborted version 999 is invisible
@@ -72,9 +77,11 @@ def test_restore_equals_the_committed_fold_and_reaches_the_high_watermark(
 
     # A later restore resumes from the checkpoint; a checkpoint past the end wipes and rebuilds.
     moved.clear()
-    resumed = restore_partition(store, consumer, admin, topic, 1, progress=lambda: moved.append(1))
+    resumed = restore_partition(
+        store, consumer, admin, topic, 1, on_progress=lambda d, t: moved.append((d, t))
+    )
     assert resumed.records == 0
-    assert moved == []  # already at the end: no progress to report
+    assert moved == [(0, 0)]  # already at the end: nothing to read
     store.apply(StoreBatch.of([(1, dataclasses.replace(state("s1", 1)))], (), {1: 10**9}))
     again = restore_partition(store, consumer, admin, topic, 1)
     assert again.wiped
