@@ -11,7 +11,8 @@ Its one job is least privilege per role, on a cluster whose authorizer denies wh
 * **participant** (one per command topic; ``inventory.commands`` -> ``inventory``): reads its
   own command topic with its own group; writes the inbox (replies) and the DLQ (bad commands).
 * **publisher** (one per trigger topic): writes the trigger topic.
-* **operator** (``ksaga topics create``): creates and describes ksaga's and the sagas' topics.
+* **operator** (``ksaga topics create`` and the ``ksaga saga|dlq|state|replay`` tools): creates and
+  describes the topics, reads them, writes operator requests and redrives into the inbox.
   ``ksaga acls apply`` itself needs ALTER on the cluster: run it as a super user.
 
 What ACLs cannot do, said plainly: Kafka authorises a principal per topic, never per record,
@@ -147,18 +148,37 @@ def plan_acls(
                 (topic(trigger, "WRITE", "publishes the events that start sagas"),),
             )
         )
-    created = [*topics.all, *triggers, *commands]
+    created = [*topics.all, topics.redriven, *triggers, *commands]
+    readable = [topics.inbox, topics.state, topics.history, topics.dlq, *commands]
     roles.append(
         Role(
             "operator",
             principal("operator", "User:ksaga-operator"),
-            tuple(
-                grant
-                for name in created
-                for grant in (
-                    topic(name, "CREATE", "ksaga topics create"),
-                    topic(name, "DESCRIBE", "sees which topics exist"),
-                )
+            (
+                *(
+                    grant
+                    for name in created
+                    for grant in (
+                        topic(name, "CREATE", "ksaga topics create"),
+                        topic(name, "DESCRIBE", "sees which topics exist"),
+                    )
+                ),
+                *(
+                    topic(t, "READ", "saga list/show/history, dlq list/show, replay")
+                    for t in readable
+                ),
+                topic(topics.inbox, "WRITE", "saga resume/cancel; dlq redrive of inbox records"),
+                # Never the command topics: only the orchestrator writes commands (a participant's
+                # dead letter is redriven by a principal allowed to, deliberately).
+                *(topic(t, "WRITE", "dlq redrive of a trigger") for t in triggers),
+                topic(topics.redriven, "READ", "dlq redrive: which letters were sent"),
+                topic(topics.redriven, "WRITE", "dlq redrive: the marker, in the same transaction"),
+                Grant("group", "ksaga-ops", "READ", "the inspection tools' reads"),
+                Grant("group", group_id, "READ", "replay --reset-group moves its offsets"),
+                Grant("group", group_id, "DESCRIBE", "replay checks the group has no members"),
+                Grant(
+                    "transactional-id", f"{group_id}-redrive", "WRITE", "dlq redrive's transaction"
+                ),
             ),
         )
     )
