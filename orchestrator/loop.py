@@ -14,7 +14,10 @@ one: a revoke drops the partition, an assign queues its restore. Errors follow `
 RETRIABLE -> call again, ABORT -> abort and redo, FATAL -> ``FatalError`` (exit non-zero, the
 supervisor restarts the replica; its successor's ``init_transactions`` fences us).
 
-This module's ``if``s are about Kafka; what a saga does is ``decide``'s business.
+This module's ``if``s are about Kafka; what a saga does is ``decide``'s business, and what the
+operators see of it is ``telemetry``'s (metrics and spans, published when a batch commits).
+Every line logged while a record is handled carries its saga, step, attempt and position
+(``logs.RecordContext``).
 """
 
 from __future__ import annotations
@@ -40,14 +43,18 @@ from orchestrator.config import Settings
 from orchestrator.core import (
     Decision,
     Input,
+    SagaDefinition,
     SagaState,
     SendCommand,
+    StepFailed,
+    StepSucceeded,
     decide,
 )
 from orchestrator.crashpoints import crash_point
 from orchestrator.errors import DecodeError, KsagaError
 from orchestrator.inbox import Unroutable, definition_for
 from orchestrator.kafka import ErrorClass, classify
+from orchestrator.logs import RecordContext, handling
 from orchestrator.metrics import Metrics
 from orchestrator.partitioning import partition_for
 from orchestrator.records import (
@@ -62,7 +69,9 @@ from orchestrator.records import (
 )
 from orchestrator.registry import Registry
 from orchestrator.restore import restore_partition
-from orchestrator.store import SagaStore, StoreBatch
+from orchestrator.store import MAX_DUE_MS, SagaStore, StoreBatch
+from orchestrator.telemetry import Telemetry
+from orchestrator.tracing import SagaTracer
 from orchestrator.wire import decode_input
 from schemas import headers
 
@@ -71,6 +80,7 @@ __all__ = ["FatalError", "Orchestrator"]
 _log = structlog.get_logger("ksaga.loop")
 T = TypeVar("T")
 _RETRIES = 10
+_ALL_TIMERS = 1 << 40  # "no limit" for counting a restored partition's timers
 
 
 class FatalError(KsagaError):
@@ -88,7 +98,6 @@ class _Batch:
     overlay: dict[str, tuple[int, SagaState]] = field(default_factory=dict)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     fired: dict[str, str] = field(default_factory=dict)
-    finished: list[SagaState] = field(default_factory=list)
     records: int = 0
 
 
@@ -105,6 +114,8 @@ class Orchestrator:
         admin: AdminClient,
         partitions: int,
         metrics: Metrics,
+        tracer: SagaTracer | None = None,
+        gauge_interval_s: float = 5.0,
     ) -> None:
         self.settings = settings
         self.topics = settings.topics
@@ -116,6 +127,9 @@ class Orchestrator:
         self.admin = admin
         self.partitions = partitions
         self.metrics = metrics
+        self.telemetry = Telemetry(metrics, tracer)
+        self.gauge_interval_s = gauge_interval_s
+        self._gauges_due = 0.0
         self.active: set[int] = set()
         self.pending_restore: set[int] = set()
         self.assigned: set[tuple[str, int]] = set()
@@ -146,6 +160,9 @@ class Orchestrator:
         """One turn: restore what is pending, then one batch (if there is anything to do)."""
         self.heartbeat = clock.monotonic()
         self._restore_pending()
+        if self.heartbeat >= self._gauges_due:
+            self._gauges_due = self.heartbeat + self.gauge_interval_s
+            self._sample_lag()
         polled = self.consumer.consume(
             self.settings.batch_max_records, timeout=self.settings.batch_max_ms / 1000
         )
@@ -156,6 +173,7 @@ class Orchestrator:
         try:
             batch = self._transaction(messages, due)
         except _Abort as exc:
+            self.telemetry.aborted()
             self.metrics.aborts.inc()
             _log.warning("transaction aborted; redoing the batch", reason=str(exc))
             self._abort_and_rewind(_first_offsets(messages))
@@ -200,17 +218,22 @@ class Orchestrator:
         self._delivery_errors.clear()
         self._state_offsets.clear()
         self._call(self.producer.begin_transaction)
-        for msg in messages:
-            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-            assert topic is not None
-            assert partition is not None
-            assert offset is not None
-            batch.offsets[(topic, partition)] = offset + 1
-            batch.records += 1
-            if topic == self.topics.inbox:
-                self._fold(msg, batch, Source(topic, partition, offset))
-            else:
-                self._route(msg, Source(topic, partition, offset))
+        try:
+            for msg in messages:
+                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+                assert topic is not None
+                assert partition is not None
+                assert offset is not None
+                batch.offsets[(topic, partition)] = offset + 1
+                batch.records += 1
+                context = RecordContext(topic, partition, offset)
+                handling(context)
+                if topic == self.topics.inbox:
+                    self._fold(msg, batch, Source(topic, partition, offset), context)
+                else:
+                    self._route(msg, Source(topic, partition, offset))
+        finally:
+            handling(None)
         for partition, saga_id, token, due_ms in due:
             self._produce(timer_out(self.topics.inbox, partition, saga_id, token, due_ms))
             batch.fired[saga_id] = token
@@ -232,13 +255,15 @@ class Orchestrator:
         self.metrics.batch_records.observe(batch.records)
         return batch
 
-    def _fold(self, msg: Message, batch: _Batch, source: Source) -> None:
+    def _fold(self, msg: Message, batch: _Batch, source: Source, context: RecordContext) -> None:
         try:
             event = decode_input(msg.value())
         except DecodeError as exc:
             self._dead_letter(msg, source, exc.reason, "DecodeError", str(exc))
             return
-        saga_id = event.saga_id
+        saga_id = context.saga_id = event.saga_id
+        if isinstance(event, StepSucceeded | StepFailed):
+            context.step, context.attempt = event.step, event.attempt
         state = self._state(batch, source.partition, saga_id)
         target = definition_for(self.registry, self.partitions, source.partition, event, state)
         if isinstance(target, Unroutable):
@@ -247,6 +272,8 @@ class Orchestrator:
             else:
                 self.metrics.ignored.labels(target.reason).inc()
             return
+        if state is not None and context.step is None and 0 <= state.step < len(target.steps):
+            context.step, context.attempt = target.steps[state.step].name, state.attempt
         now = _timestamp(msg)
         try:
             decision = decide(target, state, event, now)
@@ -254,7 +281,9 @@ class Orchestrator:
             _log.exception("decide raised", saga_id=saga_id)
             self._dead_letter(msg, source, "internal-error", type(exc).__name__, str(exc))
             return
-        self._emit(batch, source=source, before=state, event=event, decision=decision, now=now)
+        self._emit(
+            batch, target, source=source, before=state, event=event, decision=decision, now=now
+        )
         if decision.rejected is not None:
             reject = decision.rejected
             self._dead_letter(msg, source, reject.reason.value, "Reject", reject.detail)
@@ -262,6 +291,7 @@ class Orchestrator:
     def _emit(
         self,
         batch: _Batch,
+        definition: SagaDefinition,
         *,
         source: Source,
         before: SagaState | None,
@@ -288,11 +318,9 @@ class Orchestrator:
         for effect in decision.effects:
             if isinstance(effect, SendCommand):
                 self._produce(command_out(effect, self.topics.inbox, partition, now))
-                self.metrics.commands.labels(effect.action.value).inc()
-        if before is None:
-            self.metrics.started.labels(state.saga_type).inc()
-        if state.status.terminal:
-            batch.finished.append(state)
+        self.telemetry.folded(
+            definition, source, before=before, event=event, after=state, effects=decision.effects
+        )
 
     def _route(self, msg: Message, source: Source) -> None:
         """A trigger -> StartSaga in the saga's inbox partition, in this transaction."""
@@ -404,9 +432,7 @@ class Orchestrator:
         for saga_id in batch.overlay:
             self._fired.pop(saga_id, None)
         self._fired.update(batch.fired)
-        for state in batch.finished:
-            self.metrics.finished.labels(state.saga_type, state.status.value).inc()
-            _log.info("saga finished", saga_id=state.saga_id, status=state.status.value)
+        self.telemetry.committed()
         self.metrics.transactions.inc()
 
     def _abort_and_rewind(self, first: dict[tuple[str, int], int]) -> None:
@@ -475,6 +501,7 @@ class Orchestrator:
             if tp.topic == self.topics.inbox:
                 self.active.discard(tp.partition)
                 self.pending_restore.discard(tp.partition)
+                self.telemetry.partition_dropped(tp.partition)
         if any(tp.topic == self.topics.inbox for tp in partitions):
             self._fired.clear()
 
@@ -493,9 +520,36 @@ class Orchestrator:
                 raise FatalError(f"restore of partition {partition} failed: {exc}") from exc
             self.metrics.restore_seconds.observe(clock.monotonic() - began)
             self.metrics.restored_records.inc(result.records)
+            armed = len(self.store.due_timers(partition, MAX_DUE_MS, _ALL_TIMERS))
+            self.telemetry.partition_restored(partition, armed)
             self.pending_restore.discard(partition)
             self.active.add(partition)
             self.consumer.resume([tp])
+
+    # ------------------------------------------------------------------ gauges
+
+    def _sample_lag(self) -> None:
+        """Inbox lag per restored partition: cached high watermark - position, no round trip.
+
+        librdkafka updates the cached high watermark with every fetch response, so this reads
+        only client memory; it runs every ``gauge_interval_s``, not per batch.
+        """
+        tps = [TopicPartition(self.topics.inbox, p) for p in sorted(self.active)]
+        if not tps:
+            return
+        try:
+            positions = self.consumer.position(tps)
+        except KafkaException:
+            return
+        for tp in positions:
+            if tp.offset < 0:  # nothing consumed yet: no position to measure from
+                continue
+            try:
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                self.telemetry.lag(tp.partition, max(0, high - tp.offset))
 
 
 def _first_offsets(messages: list[Message]) -> dict[tuple[str, int], int]:
