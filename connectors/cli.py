@@ -16,6 +16,8 @@ import click
 
 from connectors.order_participants import ORDER_COMMAND_TOPICS, Behaviour, build_participant
 from connectors.participant import ParticipantConfig
+from orchestrator.logs import LOG_FORMATS, configure_logging
+from orchestrator.tracing import EXPORTERS, span_processor, tracer_provider
 
 __all__ = ["participants_command"]
 
@@ -50,6 +52,22 @@ __all__ = ["participants_command"]
     show_default=True,
     help="How long one consume waits to fill a batch (lower: less latency at low rates).",
 )
+@click.option("--log-level", envvar="KSAGA_LOG_LEVEL", default="INFO", show_default=True)
+@click.option(
+    "--log-format",
+    envvar="KSAGA_LOG_FORMAT",
+    type=click.Choice(LOG_FORMATS),
+    default="json",
+    show_default=True,
+)
+@click.option(
+    "--otel-exporter",
+    envvar="KSAGA_OTEL_EXPORTER",
+    type=click.Choice(EXPORTERS),
+    default="none",
+    show_default=True,
+    help="OpenTelemetry spans of command handling (console: JSON lines on stdout).",
+)
 def participants_command(
     *,
     bootstrap: str,
@@ -63,6 +81,9 @@ def participants_command(
     dlq_topic: str,
     session_timeout_ms: int,
     poll_timeout_ms: int,
+    log_level: str,
+    log_format: str,
+    otel_exporter: str,
 ) -> None:
     """Run the order saga's inventory, payments and shipping participants in one process."""
     config = ParticipantConfig(
@@ -81,7 +102,11 @@ def participants_command(
         flaky_rate=flaky_rate,
         latency_ms=latency_ms,
     )
-    participant = build_participant(config, behaviour)
+    configure_logging(log_level, json=log_format == "json")
+    processor = span_processor(otel_exporter)
+    provider = None if processor is None else tracer_provider(processor, "ksaga-participants")
+    tracer = None if provider is None else provider.get_tracer("ksaga.participant")
+    participant = build_participant(config, behaviour, tracer=tracer)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -93,4 +118,6 @@ def participants_command(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if provider is not None:
+            provider.shutdown()  # exports the spans still buffered
     click.echo(f"participants stopped: {participant.counters()}")

@@ -23,6 +23,8 @@ import hashlib
 import time
 from dataclasses import dataclass
 
+from opentelemetry.trace import Tracer
+
 from connectors.errors import NonRetryableError, NoReply, RetryableError
 from connectors.participant import CommandInfo, Participant, ParticipantConfig
 from sagas.order import (
@@ -122,13 +124,16 @@ class OrderServices:
         return OrderShipped(tracking_number=f"trk-{payload.order_id}")
 
 
-def build_participant(config: ParticipantConfig, behaviour: Behaviour) -> Participant:
+def build_participant(
+    config: ParticipantConfig, behaviour: Behaviour, tracer: Tracer | None = None
+) -> Participant:
     """One participant answering all five order-saga commands on ``config.topics``.
 
-    ``config.topics`` should be :data:`ORDER_COMMAND_TOPICS` (or the test's own names).
+    ``config.topics`` should be :data:`ORDER_COMMAND_TOPICS` (or the test's own names);
+    ``tracer``, when given, makes a span per command (:class:`Participant`).
     """
     services = OrderServices(behaviour)
-    participant = Participant(config)
+    participant = Participant(config, tracer=tracer)
     participant.register(ReserveStock, services.reserve_stock)
     participant.register(ReleaseStock, services.release_stock)
     participant.register(ChargePayment, services.charge_payment)
