@@ -162,7 +162,7 @@ class Orchestrator:
         self._restore_pending()
         if self.heartbeat >= self._gauges_due:
             self._gauges_due = self.heartbeat + self.gauge_interval_s
-            self._sample_lag()
+            self.telemetry.sample_lag(self.consumer, self.topics.inbox, self.active)
         polled = self.consumer.consume(
             self.settings.batch_max_records, timeout=self.settings.batch_max_ms / 1000
         )
@@ -525,31 +525,6 @@ class Orchestrator:
             self.pending_restore.discard(partition)
             self.active.add(partition)
             self.consumer.resume([tp])
-
-    # ------------------------------------------------------------------ gauges
-
-    def _sample_lag(self) -> None:
-        """Inbox lag per restored partition: cached high watermark - position, no round trip.
-
-        librdkafka updates the cached high watermark with every fetch response, so this reads
-        only client memory; it runs every ``gauge_interval_s``, not per batch.
-        """
-        tps = [TopicPartition(self.topics.inbox, p) for p in sorted(self.active)]
-        if not tps:
-            return
-        try:
-            positions = self.consumer.position(tps)
-        except KafkaException:
-            return
-        for tp in positions:
-            if tp.offset < 0:  # nothing consumed yet: no position to measure from
-                continue
-            try:
-                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
-            except KafkaException:
-                continue
-            if high >= 0:
-                self.telemetry.lag(tp.partition, max(0, high - tp.offset))
 
 
 def _first_offsets(messages: list[Message]) -> dict[tuple[str, int], int]:

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import structlog
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from prometheus_client import Histogram
 
 from orchestrator import clock
 from orchestrator.core import (
@@ -102,7 +105,7 @@ class _Finished:
 class _Pending:
     """One open transaction's observations."""
 
-    started: list[str] = field(default_factory=list)
+    started: Counter[str] = field(default_factory=Counter)
     commands: Counter[str] = field(default_factory=Counter)
     ended: list[tuple[AttemptEnded, int]] = field(default_factory=list)
     finished: list[_Finished] = field(default_factory=list)
@@ -117,6 +120,9 @@ class Telemetry:
         self.tracer = tracer
         self._pending = _Pending()
         self._timers: dict[int, int] = {}  # restored partition -> armed timers (committed)
+        # prometheus-client validates label values on every .labels() call (~3 µs); the
+        # label sets are few (saga type x step x action x outcome), so keep their children.
+        self._latency: dict[tuple[str, str, str, str], Histogram] = {}
 
     def folded(
         self,
@@ -131,7 +137,7 @@ class Telemetry:
         """A fold that changed a saga (``after`` is not ``before``), inside the transaction."""
         pending = self._pending
         if before is None:
-            pending.started.append(after.saga_type)
+            pending.started[after.saga_type] += 1
         for effect in effects:
             if isinstance(effect, SendCommand):
                 pending.commands[effect.action.value] += 1
@@ -152,15 +158,17 @@ class Telemetry:
     def committed(self) -> None:
         pending, self._pending = self._pending, _Pending()
         m = self.metrics
-        for saga_type in pending.started:
-            m.started.labels(saga_type).inc()
+        for saga_type, count in pending.started.items():
+            m.started.labels(saga_type).inc(count)
         for action, count in pending.commands.items():
             m.commands.labels(action).inc(count)
         for ended, end_ns in pending.ended:
             seconds = max(0.0, end_ns / 1e9 - ended.sent_ms / 1e3)
-            m.step_latency.labels(ended.saga_type, ended.step, ended.action, ended.outcome).observe(
-                seconds
-            )
+            key = (ended.saga_type, ended.step, ended.action, ended.outcome)
+            child = self._latency.get(key)
+            if child is None:
+                child = self._latency[key] = m.step_latency.labels(*key)
+            child.observe(seconds)
             if self.tracer is not None:
                 self.tracer.attempt(ended, end_ns)
         for done in pending.finished:
@@ -202,3 +210,28 @@ class Telemetry:
 
     def lag(self, partition: int, records: int) -> None:
         self.metrics.consumer_lag.labels(str(partition)).set(records)
+
+    def sample_lag(self, consumer: Consumer, topic: str, partitions: Iterable[int]) -> None:
+        """Lag of each restored inbox partition: cached high watermark - position.
+
+        Reads only the client's memory (librdkafka refreshes the cached high watermark with
+        every fetch response; ``position`` is local), so it costs no broker round trip; the
+        loop calls it every few seconds, not per batch. A partition with nothing consumed yet
+        has no position and is skipped.
+        """
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return
+        try:
+            positions = consumer.position(tps)
+        except KafkaException:
+            return
+        for tp in positions:
+            if tp.offset < 0:
+                continue
+            try:
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                self.lag(tp.partition, max(0, high - tp.offset))
