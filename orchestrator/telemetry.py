@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import structlog
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -46,6 +47,7 @@ from orchestrator.tracing import SagaTracer
 __all__ = ["AttemptEnded", "Telemetry", "ended_attempt"]
 
 _log = structlog.get_logger("ksaga.loop")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +172,7 @@ class Telemetry:
                 child = self._latency[key] = m.step_latency.labels(*key)
             child.observe(seconds)
             if self.tracer is not None:
-                self.tracer.attempt(ended, end_ns)
+                self._trace(self.tracer.attempt, ended, end_ns)
         for done in pending.finished:
             state = done.state
             seconds = max(0.0, done.end_ns / 1e9 - state.started_ms / 1e3)
@@ -189,12 +191,19 @@ class Telemetry:
                 duration_ms=round(seconds * 1000, 1),
             )
             if self.tracer is not None:
-                self.tracer.saga(state, done.end_ns)
+                self._trace(self.tracer.saga, state, done.end_ns)
         if pending.timers:
             for partition, delta in pending.timers.items():
                 if partition in self._timers:
                     self._timers[partition] += delta
             m.timers_pending.set(sum(self._timers.values()))
+
+    def _trace(self, make: Callable[[T, int], None], what: T, end_ns: int) -> None:
+        """Make a span; a tracing failure is logged, never allowed to stop the loop."""
+        try:
+            make(what, end_ns)
+        except Exception as exc:
+            _log.warning("span not recorded", error=f"{type(exc).__name__}: {exc}")
 
     def partition_restored(self, partition: int, armed_timers: int) -> None:
         """A partition became active with ``armed_timers`` timers in its restored store."""
