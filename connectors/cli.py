@@ -18,6 +18,8 @@ from connectors.order_participants import ORDER_COMMAND_TOPICS, Behaviour, build
 from connectors.participant import ParticipantConfig
 from orchestrator.crashpoints import crash_configured, crash_point
 from orchestrator.kafka_config import load_kafka_client_config
+from orchestrator.logs import LOG_FORMATS, configure_logging
+from orchestrator.tracing import EXPORTERS, span_processor, tracer_provider
 
 __all__ = ["participants_command"]
 
@@ -96,6 +98,22 @@ __all__ = ["participants_command"]
     show_default=True,
     help="How long one consume waits to fill a batch (lower: less latency at low rates).",
 )
+@click.option("--log-level", envvar="KSAGA_LOG_LEVEL", default="INFO", show_default=True)
+@click.option(
+    "--log-format",
+    envvar="KSAGA_LOG_FORMAT",
+    type=click.Choice(LOG_FORMATS),
+    default="json",
+    show_default=True,
+)
+@click.option(
+    "--otel-exporter",
+    envvar="KSAGA_OTEL_EXPORTER",
+    type=click.Choice(EXPORTERS),
+    default="none",
+    show_default=True,
+    help="OpenTelemetry spans of command handling (console: JSON lines on stdout).",
+)
 def participants_command(
     *,
     bootstrap: str,
@@ -116,6 +134,9 @@ def participants_command(
     dlq_topic: str,
     session_timeout_ms: int,
     poll_timeout_ms: int,
+    log_level: str,
+    log_format: str,
+    otel_exporter: str,
 ) -> None:
     """Run the order saga's inventory, payments and shipping participants in one process.
 
@@ -148,10 +169,14 @@ def participants_command(
         undo_failing_rate=undo_failing_rate,
         shipping_lost_rate=shipping_lost_rate,
     )
+    configure_logging(log_level, json=log_format == "json")
+    processor = span_processor(otel_exporter)
+    provider = None if processor is None else tracer_provider(processor, "ksaga-participants")
+    tracer = None if provider is None else provider.get_tracer("ksaga.participant")
     on_stored = (
         (lambda _info: crash_point("after-store")) if crash_configured("after-store") else None
     )
-    participant = build_participant(config, behaviour, on_stored=on_stored)
+    participant = build_participant(config, behaviour, on_stored=on_stored, tracer=tracer)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -163,4 +188,6 @@ def participants_command(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if provider is not None:
+            provider.shutdown()  # exports the spans still buffered
     click.echo(f"participants stopped: {participant.counters()}")

@@ -36,6 +36,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from opentelemetry.trace import Tracer
+
 from connectors.errors import NonRetryableError, NoReply, RetryableError
 from connectors.participant import CommandInfo, Participant, ParticipantConfig
 from sagas.order import (
@@ -187,17 +189,20 @@ def build_participant(
     behaviour: Behaviour,
     *,
     on_stored: Callable[[CommandInfo], None] | None = None,
+    tracer: Tracer | None = None,
 ) -> Participant:
     """One participant answering all five order-saga commands on ``config.topics``.
 
     ``config.topics`` should be :data:`ORDER_COMMAND_TOPICS` (or the test's own names);
-    ``on_stored`` is the runtime's crash hook (see :class:`Participant`).
+    ``on_stored`` is the runtime's crash hook and ``tracer``, when given, makes a span per command
+    (see :class:`Participant`).
     """
     services = OrderServices(behaviour)
     participant = Participant(
         config,
         on_stored=on_stored,
         duplicate_reply=behaviour.duplicates_reply if behaviour.duplicate_rate > 0 else None,
+        tracer=tracer,
     )
     participant.register(ReserveStock, services.reserve_stock)
     participant.register(ReleaseStock, services.release_stock)

@@ -28,6 +28,12 @@ write: a crash there re-executes the handler on redelivery. Handlers must be ide
 window (use ``CommandInfo.idempotency_key`` as the external system's idempotency key), or keep
 their effect in the same store. Retryable failures and silences are never stored.
 
+Tracing (off unless a ``tracer`` is given): each command gets a span that is a child of the
+step span named in the command's W3C ``traceparent`` header, covering decode, de-duplication,
+the handler and the outcome store, until its reply is produced; the reply carries that span's
+``traceparent``. Without a tracer the command's trace headers are copied to the reply as they are.
+Every log line about a command carries its saga id, step, attempt, topic, partition and offset.
+
 Bad input never stops the loop: undecodable bytes, an unregistered ``command_type``, a payload
 that fails the model's validation, or a reply that can never be delivered (its topic or
 partition does not exist) park the original record in the dead-letter topic with the reason.
@@ -43,6 +49,7 @@ from typing import Any, Self, TypeVar
 
 import structlog
 from confluent_kafka import Consumer, KafkaException, Message
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from pydantic import BaseModel, ValidationError
 
 from connectors.config import ParticipantConfig
@@ -62,6 +69,8 @@ from orchestrator.clock import wall_ms
 from orchestrator.core import Action, idempotency_key
 from orchestrator.errors import ConfigError, DecodeError
 from orchestrator.kafka import build_client
+from orchestrator.logs import RecordContext, handling
+from orchestrator.tracing import extract_context, inject_headers
 from schemas.codec import RecordType, SchemaCatalog, default_catalog
 
 __all__ = ["CommandInfo", "Handler", "HandlerResult", "Participant", "ParticipantConfig"]
@@ -72,6 +81,10 @@ P = TypeVar("P", bound=BaseModel)
 HandlerResult = BaseModel | NoReply | None
 """A reply model, ``None`` (success with an empty payload ``{}``), or ``NoReply()``."""
 Handler = Callable[[CommandInfo, P], HandlerResult]
+
+
+_QUEUED = frozenset({"deduplicated", "succeeded", "failed", "failed_retryable"})
+"""Outcomes whose reply is queued: their span ends once the reply is produced."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +108,8 @@ class Participant:
     from it (or killing the process, as ``ksaga participants`` does under ``KSAGA_CRASH_AT``)
     simulates a crash at the worst moment. ``duplicate_reply`` is a fault-injection hook: when
     it returns True for a command, its reply is produced twice (a duplicate delivery the
-    orchestrator must fold once).
+    orchestrator must fold once). ``tracer``: an OpenTelemetry tracer for the command spans
+    (None: no spans).
     """
 
     def __init__(
@@ -106,13 +120,15 @@ class Participant:
         clock: Callable[[], int] = wall_ms,
         on_stored: Callable[[CommandInfo], None] | None = None,
         duplicate_reply: Callable[[CommandInfo], bool] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.config = config
         self._duplicate_reply = duplicate_reply
+        self._tracer = tracer
         self._catalog = catalog or default_catalog()
         self._clock = clock
         self._on_stored = on_stored
-        self._replies: list[tuple[Message, CommandInfo, FinalOutcome | _Retry]] = []
+        self._replies: list[tuple[Message, CommandInfo, FinalOutcome | _Retry, Span | None]] = []
         self._stored: list[CommandInfo] = []
         self._routes: dict[str, _Route] = {}
         self._consumer: Any = None
@@ -214,9 +230,12 @@ class Participant:
         offsets = BatchOffsets()
         self._replies.clear()
         self._stored.clear()
-        for msg in batch:
-            offsets.add(msg)
-            self._process(msg)
+        try:
+            for msg in batch:
+                offsets.add(msg)
+                self._process(msg)
+        finally:
+            handling(None)
         # One synced write for the batch's outcomes, and only then its replies: a reply is
         # never produced for an outcome that a crash could still lose.
         assert self._store is not None
@@ -224,8 +243,10 @@ class Participant:
         if self._on_stored is not None:
             for info in self._stored:
                 self._on_stored(info)
-        for source, info, answer in self._replies:
-            self._reply(source, info, answer)
+        for source, info, answer, span in self._replies:
+            self._reply(source, info, answer, span)
+            if span is not None:
+                span.end()
         if self._deliver():
             try:
                 self._consumer.commit(offsets=offsets.to_commit(), asynchronous=False)
@@ -241,42 +262,82 @@ class Participant:
         return len(batch)
 
     def _process(self, msg: Message) -> None:
+        """One command; its span (if tracing) ends here unless a reply was queued with it."""
         self.processed += 1
+        context = RecordContext(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
+        handling(context)
+        span = None
+        if self._tracer is not None:
+            span = self._tracer.start_span(
+                f"handle {msg.topic()}",
+                context=extract_context(original_headers(msg)),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": context.topic,
+                    "messaging.destination.partition.id": str(context.partition),
+                    "messaging.kafka.offset": context.offset,
+                },
+            )
+        outcome = self._handle(msg, context, span)
+        if span is not None:
+            span.set_attribute("ksaga.outcome", outcome)
+            if outcome in ("dead-lettered", "failed", "failed_retryable"):
+                span.set_status(Status(StatusCode.ERROR, outcome))
+            if outcome not in _QUEUED:
+                span.end()
+
+    def _handle(self, msg: Message, context: RecordContext, span: Span | None) -> str:
         try:
             record = self._catalog.decode_as(RecordType.COMMAND, msg.value())
         except DecodeError as exc:
             self._dead_letter(msg, exc.reason, "DecodeError", str(exc))
-            return
+            return "dead-lettered"
         info = command_info(record.value, msg)
+        context.saga_id, context.step, context.attempt = info.saga_id, info.step, info.attempt
+        if span is not None:
+            span.update_name(f"handle {info.command_type}")
+            span.set_attributes(
+                {
+                    "ksaga.saga_id": info.saga_id,
+                    "ksaga.step": info.step,
+                    "ksaga.action": info.action,
+                    "ksaga.attempt": info.attempt,
+                    "ksaga.command_type": info.command_type,
+                }
+            )
         route = self._routes.get(info.command_type)
         if route is None:
             known = ", ".join(self._routes)
             message = f"no handler for {info.command_type!r} (handled: {known})"
             self._dead_letter(msg, "unknown-command", "UnknownCommand", message)
-            return
+            return "dead-lettered"
         try:
             payload = route.model.model_validate_json(record.value["payload"])
         except ValidationError as exc:
             self._dead_letter(msg, "invalid-payload", "ValidationError", str(exc))
-            return
+            return "dead-lettered"
         assert self._store is not None
         stored = self._store.get(info.idempotency_key)
         if stored is not None:
             self.deduplicated += 1
             _log.info("answered from store", key=info.idempotency_key, attempt=info.attempt)
-            self._replies.append((msg, info, stored))
-            return
+            self._replies.append((msg, info, stored, span))
+            return "deduplicated"
         if info.action == "UNDO":
             self._fence_late_do(info)
         answer = self._execute(route, info, payload)
         if answer is None:
             self.silent += 1
             _log.info("no reply on purpose", key=info.idempotency_key, attempt=info.attempt)
-            return
+            return "no-reply"
         if isinstance(answer, FinalOutcome):
             self._store.put(info.idempotency_key, answer)
             self._stored.append(info)
-        self._replies.append((msg, info, answer))
+        self._replies.append((msg, info, answer, span))
+        if isinstance(answer, _Retry):
+            return "failed_retryable"
+        return "succeeded" if answer.kind is OutcomeKind.SUCCEEDED else "failed"
 
     def _fence_late_do(self, info: CommandInfo) -> None:
         """Before undoing a step, make sure its DO can never run afterwards.
@@ -339,7 +400,9 @@ class Participant:
 
     # -- producing --
 
-    def _reply(self, source: Message, info: CommandInfo, answer: FinalOutcome | _Retry) -> None:
+    def _reply(
+        self, source: Message, info: CommandInfo, answer: FinalOutcome | _Retry, span: Span | None
+    ) -> None:
         if isinstance(answer, FinalOutcome):
             fields = (answer.kind.value, answer.payload, answer.error_type, answer.message)
         else:
@@ -349,6 +412,9 @@ class Participant:
         )
         copies = 2 if self._duplicate_reply is not None and self._duplicate_reply(info) else 1
         assert self._outbox is not None
+        headers = reply_headers(
+            info, original_headers(source), None if span is None else inject_headers(span)
+        )
         for _ in range(copies):
             self.replied += 1
             self._outbox.produce(
@@ -358,7 +424,7 @@ class Participant:
                 partition=info.reply_partition,
                 key=info.saga_id.encode("utf-8"),
                 value=value,
-                headers=reply_headers(info, original_headers(source)),
+                headers=headers,
             )
 
     def _dead_letter(self, msg: Message, reason: str, error_class: str, message: str) -> None:

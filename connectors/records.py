@@ -93,16 +93,20 @@ def reply_value(
     }
 
 
-def reply_headers(info: CommandInfo, command_headers: Headers) -> list[tuple[str, bytes]]:
-    """Record type, saga id, idempotency key, attempt, and the command's trace context."""
+def reply_headers(
+    info: CommandInfo, command_headers: Headers, trace_headers: Headers = None
+) -> list[tuple[str, bytes]]:
+    """Record type, saga id, idempotency key, attempt, and the trace context: the participant's
+    span's (``trace_headers``) when it traces, else the command's as it came."""
     out = [
         (h.RECORD_TYPE, RecordType.REPLY.value.encode("utf-8")),
         (h.SAGA_ID, info.saga_id.encode("utf-8")),
         (h.IDEMPOTENCY_KEY, info.idempotency_key.encode("utf-8")),
         (h.ATTEMPT, str(info.attempt).encode("ascii")),
     ]
+    trace = command_headers if trace_headers is None else trace_headers
     for name in (h.TRACEPARENT, h.TRACESTATE):
-        value = h.last_header(command_headers, name)
+        value = h.last_header(trace, name)
         if value is not None:
             out.append((name, value))
     return out

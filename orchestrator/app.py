@@ -7,25 +7,25 @@ start, 3 for a fatal Kafka error (fenced, or a broken transaction): the supervis
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import structlog
 
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
 from orchestrator.kafka import new_admin, new_consumer, new_producer, new_restore_consumer
+from orchestrator.logs import configure_logging
 from orchestrator.loop import FatalError, Orchestrator
 from orchestrator.metrics import Metrics
 from orchestrator.probes import start_probe_server
 from orchestrator.registry import load_registry
 from orchestrator.store import STORE_FORMAT_VERSION, RocksSagaStore, StoreMeta
 from orchestrator.topics import check_topics
+from orchestrator.tracing import SagaTracer, span_processor
 from orchestrator.watchdog import LoopWatchdog
 
 __all__ = ["EXIT_CONFIG", "EXIT_FATAL", "configure_logging", "run_replica"]
@@ -33,22 +33,6 @@ __all__ = ["EXIT_CONFIG", "EXIT_FATAL", "configure_logging", "run_replica"]
 EXIT_CONFIG = 1
 EXIT_FATAL = 3
 _log = structlog.get_logger("ksaga.app")
-
-
-def configure_logging(level: str = "INFO", json: bool = True) -> None:
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
 
 
 @contextmanager
@@ -95,6 +79,7 @@ def run_replica(settings: Settings, stop: threading.Event | None = None) -> int:
         consumer = new_consumer(settings)
         producer = new_producer(settings)
         restore_consumer = new_restore_consumer(settings)
+        processor = span_processor(settings.otel_exporter)
     except ConfigError as exc:
         _log.error("configuration error", error=str(exc))
         print(f"ksaga: {exc}", file=sys.stderr)
@@ -110,6 +95,7 @@ def run_replica(settings: Settings, stop: threading.Event | None = None) -> int:
         admin=admin,
         partitions=partitions,
         metrics=Metrics(),
+        tracer=None if processor is None else SagaTracer(processor),
     )
     probes = (
         start_probe_server(
@@ -141,5 +127,7 @@ def run_replica(settings: Settings, stop: threading.Event | None = None) -> int:
         restore_consumer.close()
         consumer.close()  # leaves the group; no transaction is open between batches
         store.close()
+        if orchestrator.telemetry.tracer is not None:
+            orchestrator.telemetry.tracer.shutdown()  # exports the spans still buffered
     _log.info("orchestrator stopped", exit_code=code)
     return code

@@ -114,9 +114,20 @@ def graph(module: str, saga_type: str) -> None:
 @click.option("--bootstrap", envvar="KSAGA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
 @click.option("--replica-id", envvar="KSAGA_REPLICA_ID", help="Stable replica identity.")
 @click.option("--state-dir", envvar="KSAGA_STATE_DIR", help="RocksDB directory of this replica.")
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--log-level", envvar="KSAGA_LOG_LEVEL", default="INFO", show_default=True)
+@click.option(
+    "--log-format",
+    envvar="KSAGA_LOG_FORMAT",
+    type=click.Choice(["json", "console"]),
+    default="json",
+    show_default=True,
+)
 def run(
-    bootstrap: str | None, replica_id: str | None, state_dir: str | None, log_level: str
+    bootstrap: str | None,
+    replica_id: str | None,
+    state_dir: str | None,
+    log_level: str,
+    log_format: str,
 ) -> None:
     """Run one orchestrator replica (settings from KSAGA_* variables; options override them)."""
     from orchestrator.app import configure_logging, run_replica  # noqa: PLC0415
@@ -130,7 +141,7 @@ def run(
         if v is not None
     }  # fmt: skip
     settings = load_settings(**overrides)
-    configure_logging(log_level)
+    configure_logging(log_level, json=log_format == "json")
     sys.exit(run_replica(settings))
 
 

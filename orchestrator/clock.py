@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["monotonic", "wall_ms"]
+__all__ = ["monotonic", "wall_ms", "wall_ns"]
 
 
 def wall_ms() -> int:
@@ -19,3 +19,8 @@ def wall_ms() -> int:
 def monotonic() -> float:
     """Seconds for measuring durations and deadlines (never goes back)."""
     return time.monotonic()
+
+
+def wall_ns() -> int:
+    """Epoch nanoseconds: span start and end times (OpenTelemetry's unit)."""
+    return time.time_ns()

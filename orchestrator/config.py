@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     write_buffer_mb: int = Field(default=16, ge=1)
     state_cache_entries: int = Field(
         default=20_000, ge=0, description="decoded saga states kept in memory (LRU)"
+    )
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none", description="OpenTelemetry spans: none, console (stdout) or otlp"
     )
     kafka: KafkaClientConfig = Field(
         default_factory=KafkaClientConfig,

@@ -80,6 +80,7 @@ class Folded:
     event: Input | None
     before: SagaState | None
     decision: Decision | None = None
+    definition: SagaDefinition | None = None  # the saga's steps, once the record was routed
     dead_letter: DeadLetter | None = None
     ignored: str | None = None
     error: Exception | None = None
@@ -122,14 +123,15 @@ def fold_record(
         decision = decide(target, state, event, now)
     except Exception as exc:  # a bug must not stop the loop: park the record
         letter = DeadLetter("internal-error", type(exc).__name__, str(exc))
-        return Folded(event, state, dead_letter=letter, error=exc)
+        return Folded(event, state, dead_letter=letter, error=exc, definition=target)
     if decision.ignored is not None:
-        return Folded(event, state, decision, ignored=decision.ignored.reason.value)
+        reason = decision.ignored.reason.value
+        return Folded(event, state, decision, ignored=reason, definition=target)
     reject = decision.rejected
     if reject is not None:
         letter = DeadLetter(reject.reason.value, "Reject", reject.detail)
-        return Folded(event, state, decision, dead_letter=letter)
-    return Folded(event, state, decision)
+        return Folded(event, state, decision, dead_letter=letter, definition=target)
+    return Folded(event, state, decision, definition=target)
 
 
 class Refold:

@@ -14,7 +14,10 @@ one: a revoke drops the partition, an assign queues its restore. Errors follow `
 RETRIABLE -> call again, ABORT -> abort and redo, FATAL -> ``FatalError`` (exit non-zero, the
 supervisor restarts the replica; its successor's ``init_transactions`` fences us).
 
-This module's ``if``s are about Kafka; what a saga does is ``decide``'s business.
+This module's ``if``s are about Kafka; what a saga does is ``decide``'s business, and what the
+operators see of it is ``telemetry``'s (metrics and spans, published when a batch commits).
+Every line logged while a record is handled carries its saga, step, attempt and position
+(``logs.RecordContext``).
 """
 
 from __future__ import annotations
@@ -40,13 +43,17 @@ from orchestrator.config import Settings
 from orchestrator.core import (
     Decision,
     Input,
+    SagaDefinition,
     SagaState,
     SendCommand,
+    StepFailed,
+    StepSucceeded,
 )
 from orchestrator.crashpoints import crash_point, stall_point
 from orchestrator.errors import KsagaError
 from orchestrator.inbox import fold_record
 from orchestrator.kafka import ErrorClass, classify
+from orchestrator.logs import RecordContext, handling
 from orchestrator.metrics import Metrics
 from orchestrator.partitioning import partition_for
 from orchestrator.records import (
@@ -61,7 +68,9 @@ from orchestrator.records import (
 )
 from orchestrator.registry import Registry
 from orchestrator.restore import restore_partition
-from orchestrator.store import SagaStore, StoreBatch
+from orchestrator.store import MAX_DUE_MS, SagaStore, StoreBatch
+from orchestrator.telemetry import Telemetry
+from orchestrator.tracing import SagaTracer
 from schemas import headers
 
 __all__ = ["FatalError", "Orchestrator"]
@@ -69,6 +78,7 @@ __all__ = ["FatalError", "Orchestrator"]
 _log = structlog.get_logger("ksaga.loop")
 T = TypeVar("T")
 _RETRIES = 10
+_ALL_TIMERS = 1 << 40  # "no limit" for counting a restored partition's timers
 
 
 class FatalError(KsagaError):
@@ -86,7 +96,6 @@ class _Batch:
     overlay: dict[str, tuple[int, SagaState]] = field(default_factory=dict)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     fired: dict[str, str] = field(default_factory=dict)
-    finished: list[SagaState] = field(default_factory=list)
     records: int = 0
 
 
@@ -103,6 +112,8 @@ class Orchestrator:
         admin: AdminClient,
         partitions: int,
         metrics: Metrics,
+        tracer: SagaTracer | None = None,
+        gauge_interval_s: float = 5.0,
     ) -> None:
         self.settings = settings
         self.topics = settings.topics
@@ -114,6 +125,9 @@ class Orchestrator:
         self.admin = admin
         self.partitions = partitions
         self.metrics = metrics
+        self.telemetry = Telemetry(metrics, tracer)
+        self.gauge_interval_s = gauge_interval_s
+        self._gauges_due = 0.0
         self.active: set[int] = set()
         self.pending_restore: set[int] = set()
         self.assigned: set[tuple[str, int]] = set()
@@ -149,6 +163,9 @@ class Orchestrator:
         """One turn: restore what is pending, then one batch (if there is anything to do)."""
         self.beat()
         self._restore_pending()
+        if self.heartbeat >= self._gauges_due:
+            self._gauges_due = self.heartbeat + self.gauge_interval_s
+            self.telemetry.sample_lag(self.consumer, self.topics.inbox, self.active)
         polled = self.consumer.consume(
             self.settings.batch_max_records, timeout=self.settings.batch_max_ms / 1000
         )
@@ -159,6 +176,7 @@ class Orchestrator:
         try:
             batch = self._transaction(messages, due)
         except _Abort as exc:
+            self.telemetry.aborted()
             self.metrics.aborts.inc()
             _log.warning("transaction aborted; redoing the batch", reason=str(exc))
             self._abort_and_rewind(_first_offsets(messages))
@@ -203,17 +221,22 @@ class Orchestrator:
         self._delivery_errors.clear()
         self._state_offsets.clear()
         self._call(self.producer.begin_transaction)
-        for msg in messages:
-            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-            assert topic is not None
-            assert partition is not None
-            assert offset is not None
-            batch.offsets[(topic, partition)] = offset + 1
-            batch.records += 1
-            if topic == self.topics.inbox:
-                self._fold(msg, batch, Source(topic, partition, offset))
-            else:
-                self._route(msg, Source(topic, partition, offset))
+        try:
+            for msg in messages:
+                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+                assert topic is not None
+                assert partition is not None
+                assert offset is not None
+                batch.offsets[(topic, partition)] = offset + 1
+                batch.records += 1
+                context = RecordContext(topic, partition, offset)
+                handling(context)
+                if topic == self.topics.inbox:
+                    self._fold(msg, batch, Source(topic, partition, offset), context)
+                else:
+                    self._route(msg, Source(topic, partition, offset))
+        finally:
+            handling(None)
         for partition, saga_id, token, due_ms in due:
             self._produce(timer_out(self.topics.inbox, partition, saga_id, token, due_ms))
             batch.fired[saga_id] = token
@@ -237,20 +260,33 @@ class Orchestrator:
         self.metrics.batch_records.observe(batch.records)
         return batch
 
-    def _fold(self, msg: Message, batch: _Batch, source: Source) -> None:
+    def _fold(self, msg: Message, batch: _Batch, source: Source, context: RecordContext) -> None:
         now = _timestamp(msg)
         folded = fold_record(
             self.registry, self.partitions, source.partition, msg.value(),
             state_of=lambda saga_id: self._state(batch, source.partition, saga_id), now=now,
         )  # fmt: skip
-        if folded.error is not None and folded.event is not None:
-            _log.error("decide raised", saga_id=folded.event.saga_id, exc_info=folded.error)
+        event, before, definition = folded.event, folded.before, folded.definition
+        if event is not None:  # the log context of every line about this record
+            context.saga_id = event.saga_id
+            if isinstance(event, StepSucceeded | StepFailed):
+                context.step, context.attempt = event.step, event.attempt
+            elif (
+                before is not None
+                and definition is not None
+                and 0 <= before.step < len(definition.steps)
+            ):
+                context.step = definition.steps[before.step].name
+                context.attempt = before.attempt
+        if folded.error is not None and event is not None:
+            _log.error("decide raised", saga_id=event.saga_id, exc_info=folded.error)
         if folded.ignored is not None:
             self.metrics.ignored.labels(folded.ignored).inc()
         if folded.changed is not None:
-            assert folded.event is not None
+            assert event is not None
+            assert definition is not None
             assert folded.decision is not None
-            self._emit(batch, source=source, before=folded.before, event=folded.event,
+            self._emit(batch, definition, source=source, before=before, event=event,
                        decision=folded.decision, now=now)  # fmt: skip
         if folded.dead_letter is not None:
             letter = folded.dead_letter
@@ -259,6 +295,7 @@ class Orchestrator:
     def _emit(
         self,
         batch: _Batch,
+        definition: SagaDefinition,
         *,
         source: Source,
         before: SagaState | None,
@@ -281,11 +318,9 @@ class Orchestrator:
         for effect in decision.effects:
             if isinstance(effect, SendCommand):
                 self._produce(command_out(effect, self.topics.inbox, partition, now))
-                self.metrics.commands.labels(effect.action.value).inc()
-        if before is None:
-            self.metrics.started.labels(state.saga_type).inc()
-        if state.status.terminal:
-            batch.finished.append(state)
+        self.telemetry.folded(
+            definition, source, before=before, event=event, after=state, effects=decision.effects
+        )
 
     def _route(self, msg: Message, source: Source) -> None:
         """A trigger -> StartSaga in the saga's inbox partition, in this transaction."""
@@ -398,9 +433,7 @@ class Orchestrator:
         for saga_id in batch.overlay:
             self._fired.pop(saga_id, None)
         self._fired.update(batch.fired)
-        for state in batch.finished:
-            self.metrics.finished.labels(state.saga_type, state.status.value).inc()
-            _log.info("saga finished", saga_id=state.saga_id, status=state.status.value)
+        self.telemetry.committed()
         self.metrics.transactions.inc()
 
     def _abort_and_rewind(self, first: dict[tuple[str, int], int]) -> None:
@@ -469,6 +502,7 @@ class Orchestrator:
             if tp.topic == self.topics.inbox:
                 self.active.discard(tp.partition)
                 self.pending_restore.discard(tp.partition)
+                self.telemetry.partition_dropped(tp.partition)
         if any(tp.topic == self.topics.inbox for tp in partitions):
             self._fired.clear()
 
@@ -492,6 +526,8 @@ class Orchestrator:
                 raise FatalError(f"restore of partition {partition} failed: {exc}") from exc
             self.metrics.restore_seconds.observe(clock.monotonic() - began)
             self.metrics.restored_records.inc(result.records)
+            armed = len(self.store.due_timers(partition, MAX_DUE_MS, _ALL_TIMERS))
+            self.telemetry.partition_restored(partition, armed)
             self.pending_restore.discard(partition)
             self.active.add(partition)
             self.consumer.resume([tp])

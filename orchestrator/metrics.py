@@ -2,13 +2,27 @@
 
 A registry per instance rather than the global one, so several orchestrators in one process
 (tests, the demo) do not collide; ``app`` serves it over HTTP when a port is configured.
+
+Where the figures come from (``orchestrator.telemetry``): the saga counters, step latency and
+saga duration are recorded after the transaction that folded the input commits, so a batch that
+aborts and is redone counts once. A step's latency runs from its command's send (the ``now`` of
+the fold that sent it, kept in the state as ``updated_ms``) to the wall clock when its reply (or
+its timeout) is folded; a saga's duration from ``started_ms`` to its terminal fold. Both start
+points live in ``ksaga.state``, so they survive restarts and partition moves. Lag and pending
+timers are gauges sampled every few seconds by the loop.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics"]
+__all__ = ["OUTCOMES", "Metrics"]
+
+OUTCOMES = ("succeeded", "failed", "failed_retryable", "timed_out")
+"""Values of the ``outcome`` label of ``ksaga_step_latency_seconds``: how an attempt ended."""
+
+_STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_SAGA_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600)
 
 
 class Metrics:
@@ -46,6 +60,22 @@ class Metrics:
         self.restore_seconds = Histogram(
             "ksaga_restore_seconds", "Partition restore duration", registry=r
         )
+        self.step_latency = Histogram(
+            "ksaga_step_latency_seconds", "Command attempt: send to reply (or timeout) fold",
+            ["saga_type", "step", "action", "outcome"], registry=r, buckets=_STEP_BUCKETS,
+        )  # fmt: skip
+        self.saga_duration = Histogram(
+            "ksaga_saga_duration_seconds", "Saga start to terminal fold",
+            ["saga_type", "status"], registry=r, buckets=_SAGA_BUCKETS,
+        )  # fmt: skip
+        self.consumer_lag = Gauge(
+            "ksaga_consumer_lag", "Inbox records not yet consumed (high watermark - position)",
+            ["partition"], registry=r,
+        )  # fmt: skip
+        self.timers_pending = Gauge(
+            "ksaga_timers_pending", "Armed timers (timeouts, backoffs) of the owned partitions",
+            registry=r,
+        )  # fmt: skip
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """One sample's value (tests, the demo); 0 when never observed."""

@@ -8,9 +8,9 @@ derived from the saga id and the command rather than drawn at random.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
+from orchestrator import traceids
 from orchestrator.core import (
     Decision,
     Effect,
@@ -60,10 +60,12 @@ class OutRecord:
     headers: Headers = field(default_factory=list)
 
 
-def traceparent(saga_id: str, span: str) -> bytes:
-    trace = hashlib.sha256(saga_id.encode()).hexdigest()[:32]
-    span_id = hashlib.sha256(f"{saga_id}|{span}".encode()).hexdigest()[:16]
-    return f"00-{trace}-{span_id}-01".encode()
+def traceparent(command: SendCommand) -> bytes:
+    """The command attempt's span in the saga's trace (:mod:`orchestrator.traceids`)."""
+    span = traceids.step_span_id(
+        command.saga_id, command.step, command.action.value, command.attempt
+    )
+    return traceids.traceparent(traceids.trace_id(command.saga_id), span)
 
 
 def state_out(topic: str, partition: int, state: SagaState) -> OutRecord:
@@ -136,7 +138,6 @@ def command_out(
             command, reply_topic=reply_topic, reply_partition=reply_partition, sent_ms=now
         ),
     )
-    span = f"{command.step}|{command.action.value}|{command.attempt}"
     return OutRecord(
         command.topic,
         None,  # the participant's topic: placed by the murmur2 partitioner on the saga id
@@ -149,7 +150,7 @@ def command_out(
             (headers.ATTEMPT, str(command.attempt).encode()),
             (headers.REPLY_TOPIC, reply_topic.encode()),
             (headers.REPLY_PARTITION, str(reply_partition).encode()),
-            (headers.TRACEPARENT, traceparent(command.saga_id, span)),
+            (headers.TRACEPARENT, traceparent(command)),
         ],
     )
 

@@ -43,6 +43,7 @@ from orchestrator.core import (
     decide,
     idempotency_key,
 )
+from orchestrator.telemetry import ended_attempt
 from tests.unit.machine_driver import Run, definitions
 
 EXAMPLES = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -279,11 +280,18 @@ class SagaLife(RuleBasedStateMachine):
         super().__init__()
         self.run: Run | None = None
         self.history: list[Seen] = []
+        self.sent: dict[tuple[str, str, int], int] = {}  # (step, action, attempt) -> now sent
+
+    def remember_sends(self, decision: Decision) -> None:
+        assert self.run is not None
+        for effect in decision.effects:
+            if isinstance(effect, SendCommand):
+                self.sent[(effect.step, effect.action.value, effect.attempt)] = self.run.now
 
     @initialize(definition=definitions())
     def begin(self, definition: SagaDefinition) -> None:
         self.run = Run(definition)
-        self.run.start()
+        self.remember_sends(self.run.start())
         self.history.append(Seen(*self.run.inputs[-1]))
 
     def feed(self, event: Input, now: int | None = None) -> None:
@@ -292,6 +300,17 @@ class SagaLife(RuleBasedStateMachine):
         decision = self.run.feed(event, now)
         again = decide(self.run.definition, before, event, self.run.now)
         assert again == decision, "decide is not deterministic"
+        # The shell's step latency and spans rely on this: the attempt a fold ends, and the
+        # time its command was sent, can be read from the state alone (orchestrator.telemetry).
+        ended = ended_attempt(self.run.definition, before, event, decision.state)
+        if ended is not None:
+            assert before is not None
+            assert before.timer is not None
+            assert before.timer.kind is TimerKind.TIMEOUT
+            awaited = (self.run.definition.steps[before.step].name, before.action.value)
+            assert (ended.step, ended.action, ended.attempt) == (*awaited, before.attempt)
+            assert ended.sent_ms == self.sent[(ended.step, ended.action, ended.attempt)]
+        self.remember_sends(decision)
         if (
             isinstance(event, SagaResumed)
             and before is not None
@@ -369,6 +388,15 @@ class SagaLife(RuleBasedStateMachine):
         check_commands(self.run)
         check_timers(self.run)
         check_outcome(self.run)
+
+    @invariant()
+    def a_waiting_saga_was_last_updated_when_its_command_was_sent(self) -> None:
+        if self.run is None or self.run.state is None:
+            return
+        state = self.run.state
+        if state.timer is not None and state.timer.kind is TimerKind.TIMEOUT:
+            step = self.run.definition.steps[state.step].name
+            assert state.updated_ms == self.sent[(step, state.action.value, state.attempt)]
 
     @invariant()
     def at_most_one_command_in_flight(self) -> None:
