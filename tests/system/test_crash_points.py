@@ -38,7 +38,7 @@ def test_a_crash_inside_the_batch_cycle_loses_and_repeats_nothing(
     crashing = system.replica("r1", crash_at=f"{point}:6")
     system.start_participants()
     system.publish(orders("cp", 80))
-    assert crashing.wait(60) == -9, f"the replica did not crash at {point}\n{crashing.tail()}"
+    assert crashing.wait(120) == -9, f"the replica did not crash at {point}\n{crashing.tail()}"
     system.replica("r1")
     system.assert_guarantees()
 
