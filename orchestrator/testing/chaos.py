@@ -515,12 +515,19 @@ class _Run:
         if fault.point == "during-restore":  # a full restore, so the point is surely reached
             shutil.rmtree(replica.state_dir, ignore_errors=True)
         crashing = self.start_replica(fault.target, crash_at=f"{fault.point}:{fault.count}")
-        if crashing is None:
+        if not self._await_crash(crashing, fault):
             return
+        self.start_replica(fault.target)
+
+    def _await_crash(self, crashing: ChildProcess | None, fault: Fault) -> bool:
+        """Wait (bounded) for a process started with KSAGA_CRASH_AT to kill itself; count it as
+        injected or missed. False when the run is closing (nothing may be started any more)."""
+        if crashing is None:
+            return False
         deadline = clock.monotonic() + CRASH_WAIT_S
         while crashing.running() and clock.monotonic() < deadline:
             if self.closing.wait(0.1):
-                return
+                return False
         code = crashing.wait(0) if not crashing.running() else None
         if code == -signal.SIGKILL:
             self._count(self.faults, fault.kind)
@@ -528,8 +535,8 @@ class _Run:
         else:
             self._count(self.missed, fault.kind)
             crashing.kill()
-            self.say(f"missed: {fault.target} never reached {fault.point} (exit {code})")
-        self.start_replica(fault.target)
+            self.say(f"missed: {fault.target} never reached {fault.point}:{fault.count} ({code})")
+        return True
 
     def _pause_replica(self, fault: Fault) -> None:
         replica = self.replicas[fault.target]
@@ -565,20 +572,8 @@ class _Run:
         assert self.participants is not None
         self.participants.kill()
         crashing = self.start_participants(crash_at=f"{fault.point}:{fault.count}")
-        if crashing is None:
+        if not self._await_crash(crashing, fault):
             return
-        deadline = clock.monotonic() + CRASH_WAIT_S
-        while crashing.running() and clock.monotonic() < deadline:
-            if self.closing.wait(0.1):
-                return
-        code = crashing.wait(0) if not crashing.running() else None
-        if code == -signal.SIGKILL:
-            self._count(self.faults, fault.kind)
-            self.say(f"crashed: participants after storing outcome {fault.count}, unreplied")
-        else:
-            self._count(self.missed, fault.kind)
-            crashing.kill()
-            self.say(f"missed: participants never stored {fault.count} outcomes (exit {code})")
         self.closing.wait(fault.hold_s)
         self.start_participants()
         self.say("healed: participants restarted; the redelivered commands meet the store")
