@@ -168,7 +168,9 @@ class RestoreWriter(Protocol):
 
     ``records`` are ``ksaga.state`` records in log order: (key, value) with the saga id's UTF-8
     bytes as key and an encoded ``SagaState`` as value, or None for a tombstone. The effect is
-    that of applying them one by one (a saga may appear several times).
+    that of applying them one by one (a saga may appear several times). The key must be the
+    value's saga id, as in every record the loop writes: the in-memory twin checks it, RocksDB,
+    which does not decode the value, trusts it.
     """
 
     def apply(self, records: Sequence[tuple[bytes, bytes | None]]) -> None:
@@ -333,7 +335,9 @@ def _keyed(key: bytes, state: SagaState) -> SagaState:
 # --------------------------------------------------------------------------- RocksDB
 #
 # Key layout (raw mode: keys and values are plain bytes, ordered bytewise):
-#   states       b"{partition:05d}|{saga_id}"                  -> encode_state(state)
+#   states       b"{partition:05d}|{saga_id}"                  -> an encoded SagaState: apply's
+#                                                                  encode_state, or restore's
+#                                                                  record value as it was read
 #   timers       b"{partition:05d}|{due_ms:020d}|{saga_id}"    -> token (UTF-8)
 #   checkpoints  b"{partition:05d}"                            -> next offset (ASCII decimal)
 #   meta         b"meta"                                       -> StoreMeta JSON

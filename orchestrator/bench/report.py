@@ -170,6 +170,7 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("restore_states_per_s", "restore: saga states/s", "{:,.0f}"),
     ("restore_cpu_s", "restoring process CPU (s)", "{:,.2f}"),
     ("restore_peak_rss_mb", "restoring process peak RSS (MiB)", "{:,.1f}"),
+    ("peak_rss_after_reads_mb", "  after reading every state back (MiB)", "{:,.1f}"),
     ("restore_store_mb", "store size on disk (MiB)", "{:,.1f}"),
     ("load_average_1m", "load average (1 min) before, after the restore", "{}"),
     ("restore_block_cache_mb", "RocksDB block cache (MiB, KSAGA_BLOCK_CACHE_MB)", "{}"),

@@ -12,13 +12,16 @@ Figures (child side): ``restore_seconds`` is the wall-clock time of the restore 
 partitions (store already open, consumer created); ``restore_states_per_s`` the state records
 applied (earlier versions and tombstones included, as a restore must read them) per second of
 it; ``restore_peak_rss_mb`` the child's ``VmHWM`` read right after the last partition, before
-the check; ``restore_store_mb`` the state directory's size after the store is closed.
+the check, and ``peak_rss_after_reads_mb`` after the check (every state read back, a sample
+through the state LRU: the block cache and the LRU full); ``restore_store_mb`` the state
+directory's size after the store is closed.
 
 The check, after the figures are taken and before any is shown: every stored state is decoded
 and equals the state its saga id says it should be (``statefill.final_state``), lives in its
 ``murmur2`` partition, and there are exactly N of them (so no tombstoned saga came back); each
 partition's due-time index equals the timers of its stored states; the checkpoints equal the
-partitions' high watermarks. A failed check prints no figure and exits 1.
+partitions' high watermarks; a sample read through ``get`` equals its final state. A failed
+check prints no figure and exits 1.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@
 environment: opens the store as ``app.open_store`` does, restores every partition in order with
 the replica's restore consumer (``restore.restore_partition``), takes the figures, then checks
 the store against the states ``statefill`` wrote and writes figures and verdict as JSON. Its own
-process, so its peak RSS is a restoring replica's (see ``bench/restore.py``).
+process, so its peak RSS is a restoring replica's (see ``bench/restore.py``). After the check,
+which reads every state back (and a sample through the state LRU), the peak RSS is measured
+again: a replica holding the N states with its block cache and LRU full.
 """
 
 from __future__ import annotations
@@ -98,7 +100,21 @@ def check_restored(store: SagaStore, partitions: int, n: int, base_ms: int) -> l
     missing = n - sum(seen)
     if missing:
         problems.append(f"{missing} of {n} sagas missing")
-    return problems
+    return problems + _check_reads(store, partitions, n, base_ms)
+
+
+READ_SAMPLE = 25_000
+"""Sagas read back through ``get`` (the loop's path): more than the default state LRU holds."""
+
+
+def _check_reads(store: SagaStore, partitions: int, n: int, base_ms: int) -> list[str]:
+    problems = []
+    for i in range(0, n, max(1, n // READ_SAMPLE)):
+        want = final_state(i, base_ms)
+        got = store.get(partition_for(want.saga_id, partitions), want.saga_id)
+        if got != want:
+            problems.append(f"get({want.saga_id!r}) returned {got}")
+    return problems[:20]
 
 
 def _dir_mb(path: Path) -> float:
@@ -115,6 +131,8 @@ def main(argv: Sequence[str]) -> int:
         problems = figures.pop("checkpoint_problems") + check_restored(
             store, partitions, n, base_ms
         )
+        # Every state read back, a sample through the LRU: block cache and LRU now full.
+        figures["peak_rss_after_reads_mb"] = round(peak_rss_mb(os.getpid()), 1)
     finally:
         store.close()
     figures["restore_store_mb"] = round(_dir_mb(settings.state_dir), 1)

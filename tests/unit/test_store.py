@@ -239,6 +239,45 @@ def test_rocks_reopen_keeps_everything(tmp_path: Path) -> None:
         store.close()  # idempotent with the context manager's close
 
 
+def _rocksdb_options(path: Path) -> dict[str, dict[str, str]]:
+    """The sections of the newest OPTIONS file RocksDB wrote: what it really runs with."""
+    text = max(path.glob("OPTIONS-*")).read_text()
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("["):
+            current = sections.setdefault(line.strip(), {})
+        elif "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.strip().partition("=")
+            current[key] = value
+    return sections
+
+
+def test_rocks_memory_is_bounded_by_the_settings(tmp_path: Path) -> None:
+    """KSAGA_BLOCK_CACHE_MB and KSAGA_WRITE_BUFFER_MB are what RocksDB runs with: one block
+    cache for every column family (index and filter blocks in it), memtables of half the write
+    buffer per column family, two at most, and the total capped by the write buffer."""
+    with RocksSagaStore(tmp_path, block_cache_bytes=24 << 20, write_buffer_bytes=6 << 20) as rocks:
+        for name in ("states", "timers", "checkpoints", "meta"):
+            view = rocks._cf[name]
+            assert view.property_int_value("rocksdb.block-cache-capacity") == 24 << 20
+        options = _rocksdb_options(tmp_path)
+    assert options["[DBOptions]"]["db_write_buffer_size"] == str(6 << 20)
+    for name in ("states", "timers", "checkpoints", "meta"):
+        assert options[f'[CFOptions "{name}"]']["write_buffer_size"] == str(3 << 20)
+        assert options[f'[CFOptions "{name}"]']["max_write_buffer_number"] == "2"
+        table = options[f'[TableOptions/BlockBasedTable "{name}"]']
+        assert table["cache_index_and_filter_blocks"] == "true"
+
+
+def test_the_decoded_state_cache_holds_at_most_its_entries(tmp_path: Path) -> None:
+    with open_rocks(tmp_path) as rocks:  # state_cache_entries=3
+        rocks.apply(StoreBatch.of([(0, state(f"s{i}")) for i in range(10)]))
+        for i in range(10):
+            assert rocks.get(0, f"s{i}") == state(f"s{i}")
+        assert len(rocks._cache) == 3
+
+
 # --------------------------------------------------------------------------- property
 
 SAGAS = [f"s{i}" for i in range(8)]
