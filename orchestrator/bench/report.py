@@ -169,6 +169,7 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("restore_seconds", "restore time, all partitions (s)", "{:,.2f}"),
     ("restore_states_per_s", "restore: saga states/s", "{:,.0f}"),
     ("restore_cpu_s", "restoring process CPU (s)", "{:,.2f}"),
+    ("rss_before_restore_mb", "restoring process RSS before the restore (MiB)", "{:,.1f}"),
     ("restore_peak_rss_mb", "restoring process peak RSS (MiB)", "{:,.1f}"),
     ("peak_rss_after_reads_mb", "  after reading every state back (MiB)", "{:,.1f}"),
     ("restore_store_mb", "store size on disk (MiB)", "{:,.1f}"),

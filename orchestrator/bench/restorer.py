@@ -39,6 +39,7 @@ def _restore_all(settings: Settings, partitions: int) -> tuple[SagaStore, dict[s
     consumer = new_restore_consumer(settings)
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, **settings.kafka})
     pid = os.getpid()
+    rss_before = _rss_mb(pid)
     load_before = os.getloadavg()[0]
     cpu0, began = cpu_seconds(pid), clock.monotonic()
     results = [
@@ -50,6 +51,7 @@ def _restore_all(settings: Settings, partitions: int) -> tuple[SagaStore, dict[s
         "restore_seconds": round(seconds, 3),
         "restore_cpu_s": round(cpu_seconds(pid) - cpu0, 2),
         "restore_peak_rss_mb": round(peak_rss_mb(pid), 1),
+        "rss_before_restore_mb": round(rss_before, 1),
         "restore_records_applied": sum(r.records for r in results),
         "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "restore_block_cache_mb": settings.block_cache_mb,
@@ -115,6 +117,14 @@ def _check_reads(store: SagaStore, partitions: int, n: int, base_ms: int) -> lis
         if got != want:
             problems.append(f"get({want.saga_id!r}) returned {got}")
     return problems[:20]
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident set size now (``VmRSS``) in MiB: the interpreter, libraries and an open store."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmRSS for pid {pid}")
 
 
 def _dir_mb(path: Path) -> float:

@@ -639,6 +639,8 @@ def bench_command(
         a, b = (json.loads(p.read_text()) for p in compare)
         console.print(compare_table(a, b, (compare[0].name, compare[1].name)))
         return
+    if restore and (rate is not None or ceiling):
+        raise click.UsageError("--restore measures a restore only; drop --rate and --ceiling")
     config = BenchConfig(
         n=n, replicas=replicas, partitions=partitions, rate=rate, ceiling=ceiling,
         bootstrap=bootstrap, seed=seed, timeout_s=timeout_s, restore=restore,
