@@ -164,6 +164,18 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("ceiling_fanout", "copier records out per record in", "{}"),
     ("ceiling_records_per_s", "copier records/s (in+out)", "{:,.0f}"),
     ("ceiling_ratio", "orchestrator / copier records/s", "{:.3f}"),
+    ("restore_records", "state records restored (incl. older versions, tombstones)", "{:,}"),
+    ("restore_value_mb", "state record values (MiB)", "{:,.1f}"),
+    ("restore_seconds", "restore time, all partitions (s)", "{:,.2f}"),
+    ("restore_states_per_s", "restore: saga states/s", "{:,.0f}"),
+    ("restore_cpu_s", "restoring process CPU (s)", "{:,.2f}"),
+    ("rss_before_restore_mb", "restoring process RSS before the restore (MiB)", "{:,.1f}"),
+    ("restore_peak_rss_mb", "restoring process peak RSS (MiB)", "{:,.1f}"),
+    ("peak_rss_after_reads_mb", "  after reading every state back (MiB)", "{:,.1f}"),
+    ("restore_store_mb", "store size on disk (MiB)", "{:,.1f}"),
+    ("load_average_1m", "load average (1 min) before, after the restore", "{}"),
+    ("restore_block_cache_mb", "RocksDB block cache (MiB, KSAGA_BLOCK_CACHE_MB)", "{}"),
+    ("restore_write_buffer_mb", "RocksDB write buffers (MiB, KSAGA_WRITE_BUFFER_MB)", "{}"),
 )
 
 

@@ -62,6 +62,7 @@ from orchestrator.bench.report import (
     result_table,
     sample_quantile,
 )
+from orchestrator.bench.restore import RestoreBenchConfig, run_restore
 from orchestrator.testing.checker import CheckInput, check, read_to_end
 from orchestrator.testing.kafka_cluster import KafkaBroker, free_ports, wait_for
 from orchestrator.testing.system import (
@@ -93,6 +94,8 @@ class BenchConfig:
     seed: int = 7
     timeout_s: float = 900.0
     workdir: Path | None = None
+    restore: bool = False
+    restore_states: int = 1_000_000
 
 
 class BenchFailed(Exception):
@@ -289,6 +292,8 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     """
     logging.getLogger("ksaga.testing.kafka").setLevel(logging.ERROR)
     root = config.workdir or Path(tempfile.mkdtemp(prefix="ksaga-bench-"))
+    if config.restore:
+        return _run_restore(config, root)
     with _system(config, root) as (bootstrap, broker):
         run = _Run(config, bootstrap, broker, root)
         try:
@@ -302,6 +307,25 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     elif not ok:
         run.result["workdir"] = str(root)  # logs kept
     return run.result
+
+
+def _run_restore(config: BenchConfig, root: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "mode": "restore",
+        "n": config.restore_states,
+        "partitions": config.partitions,
+        "check_passed": False,
+    }
+    with _system(config, root) as (bootstrap, broker):
+        if broker is not None:
+            result["kafka_version"] = broker.version
+        restore = RestoreBenchConfig(config.restore_states, config.partitions, config.timeout_s)
+        result.update(run_restore(bootstrap, root, restore))
+    if result["check_passed"] and config.workdir is None:
+        shutil.rmtree(root, ignore_errors=True)
+    elif not result["check_passed"]:
+        result["workdir"] = str(root)  # logs kept
+    return result
 
 
 _TOPICS = ("ksaga.inbox", "ksaga.state", "ksaga.history", "ksaga.dlq")
@@ -566,6 +590,14 @@ class _Run:
     help="After the run, time a bare transactional copier on the same broker (ceiling_ratio).",
 )
 @click.option(
+    "--restore",
+    is_flag=True,
+    help="Restore mode: fill ksaga.state with --restore-states sagas, then time a replica's"
+    " rebuild of its RocksDB store from it (states/s, peak RSS) in a separate process.",
+)
+@click.option("--restore-states", type=click.IntRange(1), default=1_000_000, show_default=True,
+              help="Sagas in ksaga.state for --restore.")  # fmt: skip
+@click.option(
     "--bootstrap",
     default=None,
     help="Use this cluster instead of starting a broker. It must be an EMPTY cluster: the bench"
@@ -589,6 +621,8 @@ def bench_command(
     partitions: int,
     rate: float | None,
     ceiling: bool,
+    restore: bool,
+    restore_states: int,
     bootstrap: str | None,
     seed: int,
     timeout_s: float,
@@ -597,17 +631,20 @@ def bench_command(
 ) -> None:
     """Measure sagas/s, latency, CPU and records/s on a run whose log the checker passes.
 
-    A failed check prints no figures and exits 1. Not implemented yet: --restore (rebuild rate
-    of the RocksDB state from ksaga.state for >= 1,000,000 sagas).
+    With --restore: the rate at which a replica rebuilds its store from ksaga.state instead,
+    checked state by state. A failed check prints no figures and exits 1.
     """
     console = Console()
     if compare is not None:
         a, b = (json.loads(p.read_text()) for p in compare)
         console.print(compare_table(a, b, (compare[0].name, compare[1].name)))
         return
+    if restore and (rate is not None or ceiling):
+        raise click.UsageError("--restore measures a restore only; drop --rate and --ceiling")
     config = BenchConfig(
         n=n, replicas=replicas, partitions=partitions, rate=rate, ceiling=ceiling,
-        bootstrap=bootstrap, seed=seed, timeout_s=timeout_s,
+        bootstrap=bootstrap, seed=seed, timeout_s=timeout_s, restore=restore,
+        restore_states=restore_states,
     )  # fmt: skip
     try:
         result = run_bench(config)

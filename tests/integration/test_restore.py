@@ -1,9 +1,11 @@
-"""Restore reads exactly the committed fold of a state partition, past markers and aborts."""
+"""Restore reads exactly the committed fold of a state partition, past markers and aborts,
+into either store (RocksDB takes the raw records through its restore writer)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -11,7 +13,7 @@ from confluent_kafka.admin import AdminClient
 
 from orchestrator.core import Action, SagaState, SagaStatus
 from orchestrator.restore import high_watermark, restore_partition
-from orchestrator.store import MemorySagaStore, StoreBatch
+from orchestrator.store import MemorySagaStore, RocksSagaStore, SagaStore, StoreBatch
 from orchestrator.testing.kafka_cluster import KafkaBroker
 from orchestrator.wire import encode_state
 
@@ -26,8 +28,19 @@ def state(saga_id: str, version: int) -> SagaState:
     )  # fmt: skip
 
 
+@pytest.fixture(params=["memory", "rocks"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SagaStore]:
+    made: SagaStore = (
+        MemorySagaStore()
+        if request.param == "memory"
+        else RocksSagaStore(tmp_path, block_cache_bytes=4 << 20, write_buffer_bytes=2 << 20)
+    )
+    yield made
+    made.close()
+
+
 def test_restore_equals_the_committed_fold_and_reaches_the_high_watermark(
-    kafka_broker: KafkaBroker, unique_topic: Callable[[str], str]
+    kafka_broker: KafkaBroker, unique_topic: Callable[[str], str], store: SagaStore
 ) -> None:
     topic = kafka_broker.create_topic(unique_topic("state"), partitions=2)
     bootstrap = kafka_broker.bootstrap_servers
@@ -54,7 +67,6 @@ def test_restore_equals_the_committed_fold_and_reaches_the_high_watermark(
     txn([("s3", None)], commit=True)
     txn([("s0", state("s0", 999)), ("s9", state("s9", 1))], commit=False)
 
-    store = MemorySagaStore()
     admin = AdminClient({"bootstrap.servers": bootstrap})
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "restore-test",

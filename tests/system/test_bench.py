@@ -6,6 +6,7 @@ runs, checks the log, writes every documented key and leaves no process behind.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -21,8 +22,13 @@ from orchestrator.bench.report import (
     parse_histograms,
     sample_quantile,
 )
+from orchestrator.bench.restorer import check_restored
+from orchestrator.bench.statefill import final_state
+from orchestrator.partitioning import partition_for
+from orchestrator.store import MemorySagaStore, StoreBatch
 
 INF = math.inf
+BASE_MS = 1_767_225_600_000
 
 
 @pytest.mark.kafka
@@ -51,6 +57,49 @@ def test_a_short_throughput_run_with_ceiling_writes_a_checked_json(tmp_path: Pat
         ["pgrep", "-f", "ksaga-bench-"], capture_output=True, text=True, check=False
     )
     assert leftovers.stdout == ""
+
+
+@pytest.mark.kafka
+def test_a_short_restore_run_checks_every_state_and_writes_its_figures(tmp_path: Path) -> None:
+    out = tmp_path / "restore.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator.bench", "--restore", "--restore-states", "3000",
+         "--partitions", "3", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    for key in (
+        "restore_states_per_s", "restore_seconds", "restore_peak_rss_mb", "restore_store_mb",
+        "restore_cpu_s", "restore_block_cache_mb", "restore_write_buffer_mb", "load_average_1m",
+    ):  # fmt: skip
+        assert key in figures, key
+    assert figures["check_passed"] is True
+    assert (figures["mode"], figures["n"], figures["partitions"]) == ("restore", 3000, 3)
+    # 3,000 final states, 300 earlier versions, 30 doomed sagas and their 30 tombstones.
+    assert figures["restore_records"] == figures["restore_records_applied"] == 3360
+    assert figures["restore_peak_rss_mb"] > 0
+    assert "check: ok" in result.stdout
+
+
+def test_the_restore_check_finds_a_wrong_a_missing_and_a_resurrected_state() -> None:
+    store = MemorySagaStore()
+    partitions, n = 3, 200
+    for i in range(n):
+        state = final_state(i, BASE_MS)
+        store.apply(StoreBatch.of([(partition_for(state.saga_id, partitions), state)]))
+    assert check_restored(store, partitions, n, BASE_MS) == []
+
+    wrong = dataclasses.replace(final_state(7, BASE_MS), version=99)
+    gone = dataclasses.replace(final_state(0, BASE_MS), saga_id="order/bench-gone-0000000")
+    missing = final_state(9, BASE_MS).saga_id
+    store.apply(StoreBatch.of([(partition_for(wrong.saga_id, partitions), wrong)]))
+    store.apply(StoreBatch.of([(0, gone)], [(partition_for(missing, partitions), missing)]))
+    problems = "\n".join(check_restored(store, partitions, n, BASE_MS))
+    assert "order/bench-0000007" in problems
+    assert "order/bench-gone-0000000" in problems
+    assert "1 of 200 sagas missing" in problems
+    assert "partition 0: due-time index" in problems  # the resurrected saga's timer
 
 
 def test_bucket_quantile_interpolates_inside_the_bucket_like_prometheus() -> None:

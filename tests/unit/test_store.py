@@ -6,6 +6,9 @@
   the stored states (I3).
 * kill -9 during a loop of ``apply`` calls never leaves a torn batch, and loses nothing that
   ``apply`` acknowledged (``sync=False``, process kill only).
+* Restore's writer (raw records, no write-ahead log until ``commit``) has the same effect as
+  ``apply``; and whatever a kill -9 in the middle of a restore leaves, a restore resumed from
+  the checkpoint yields exactly the fold of the log.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from orchestrator.store import (
     StoreBatch,
     StoreMeta,
 )
+from orchestrator.wire import encode_state
 
 ROOT = Path(__file__).resolve().parents[2]
 # A tiny state cache, so the suites run through cache hits, misses and evictions alike.
@@ -156,6 +160,48 @@ def test_wipe_partition_touches_only_that_partition(store: SagaStore) -> None:
     assert store.checkpoint(1) == 7
 
 
+def raw(s: SagaState) -> tuple[bytes, bytes]:
+    return s.saga_id.encode(), encode_state(s)
+
+
+def test_restore_writer_has_the_effect_of_applying_the_records_in_order(store: SagaStore) -> None:
+    store.apply(StoreBatch.of([(1, state("a", 1, timer(10, "x"))), (1, state("b", 1, timer(7)))]))
+    store.apply(StoreBatch.of([(2, state("z", 1, timer(3)))], checkpoints={2: 5}))
+    writer = store.restore_writer(1)
+    writer.apply(
+        [
+            raw(state("a", 2, timer(20, "y"))),  # a's old entry (10) must go
+            raw(state("c", 1, timer(20, "c1"))),
+            (b"b", None),  # tombstone: b and its entry (7) go
+            raw(state("c", 2, timer(30, "c2"))),  # twice in one call: the later one wins
+        ]
+    )
+    writer.apply([raw(state("a", 3)), raw(state("d", 1, timer(1, "d")))])  # a: no timer now
+    writer.commit(42)
+    assert [s.saga_id for s in store.states(1)] == ["a", "c", "d"]
+    assert store.get(1, "a") == state("a", 3)
+    assert store.get(1, "c") == state("c", 2, timer(30, "c2"))
+    assert store.due_timers(1, 10**12, 100) == [DueTimer(1, "d", "d"), DueTimer(30, "c", "c2")]
+    assert store.checkpoint(1) == 42
+    # Other partitions are untouched.
+    assert [s.saga_id for s in store.states(2)] == ["z"]
+    assert store.due_timers(2, 10**12, 100) == [DueTimer(3, "z", "tok")]
+    assert store.checkpoint(2) == 5
+    # apply works on what the writer wrote (the old index entry is found from the raw bytes).
+    store.apply(StoreBatch.of([(1, state("c", 3))]))
+    assert store.due_timers(1, 10**12, 100) == [DueTimer(1, "d", "d")]
+
+
+def test_restore_writer_refuses_what_apply_refuses(store: SagaStore) -> None:
+    with pytest.raises(ValueError, match="partition"):
+        store.restore_writer(-1)
+    writer = store.restore_writer(0)
+    with pytest.raises(ValueError, match="offset"):
+        writer.commit(-1)
+    with pytest.raises(ValueError, match="due_ms"):
+        writer.apply([raw(state("a", timer=timer(-5)))])
+
+
 def test_meta_round_trip(store: SagaStore) -> None:
     assert store.get_meta() is None
     meta = StoreMeta(STORE_FORMAT_VERSION, "ksaga.state", 32)
@@ -193,6 +239,45 @@ def test_rocks_reopen_keeps_everything(tmp_path: Path) -> None:
         store.close()  # idempotent with the context manager's close
 
 
+def _rocksdb_options(path: Path) -> dict[str, dict[str, str]]:
+    """The sections of the newest OPTIONS file RocksDB wrote: what it really runs with."""
+    text = max(path.glob("OPTIONS-*")).read_text()
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("["):
+            current = sections.setdefault(line.strip(), {})
+        elif "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.strip().partition("=")
+            current[key] = value
+    return sections
+
+
+def test_rocks_memory_is_bounded_by_the_settings(tmp_path: Path) -> None:
+    """KSAGA_BLOCK_CACHE_MB and KSAGA_WRITE_BUFFER_MB are what RocksDB runs with: one block
+    cache for every column family (index and filter blocks in it), memtables of half the write
+    buffer per column family, two at most, and the total capped by the write buffer."""
+    with RocksSagaStore(tmp_path, block_cache_bytes=24 << 20, write_buffer_bytes=6 << 20) as rocks:
+        for name in ("states", "timers", "checkpoints", "meta"):
+            view = rocks._cf[name]
+            assert view.property_int_value("rocksdb.block-cache-capacity") == 24 << 20
+        options = _rocksdb_options(tmp_path)
+    assert options["[DBOptions]"]["db_write_buffer_size"] == str(6 << 20)
+    for name in ("states", "timers", "checkpoints", "meta"):
+        assert options[f'[CFOptions "{name}"]']["write_buffer_size"] == str(3 << 20)
+        assert options[f'[CFOptions "{name}"]']["max_write_buffer_number"] == "2"
+        table = options[f'[TableOptions/BlockBasedTable "{name}"]']
+        assert table["cache_index_and_filter_blocks"] == "true"
+
+
+def test_the_decoded_state_cache_holds_at_most_its_entries(tmp_path: Path) -> None:
+    with open_rocks(tmp_path) as rocks:  # state_cache_entries=3
+        rocks.apply(StoreBatch.of([(0, state(f"s{i}")) for i in range(10)]))
+        for i in range(10):
+            assert rocks.get(0, f"s{i}") == state(f"s{i}")
+        assert len(rocks._cache) == 3
+
+
 # --------------------------------------------------------------------------- property
 
 SAGAS = [f"s{i}" for i in range(8)]
@@ -207,6 +292,7 @@ timers = st.one_of(
     st.none(),
     st.builds(timer, st.integers(0, 40), st.sampled_from(["a", "b"])),
 )
+change = st.one_of(st.none(), st.tuples(st.integers(0, 9), timers))  # None: a tombstone
 changes = st.dictionaries(
     st.sampled_from(SAGAS),
     st.one_of(st.none(), st.tuples(st.integers(0, 9), timers)),  # None: a tombstone
@@ -249,6 +335,41 @@ class StoresAgree(RuleBasedStateMachine):
         for _, saga_id in deletes:
             self.model.pop(saga_id, None)
         self.model_checkpoints.update(checkpoints)
+
+    @rule(
+        partition=st.sampled_from(PARTITIONS),
+        records=st.lists(
+            st.tuples(
+                st.sampled_from(SAGAS), st.one_of(st.none(), st.tuples(st.integers(0, 9), timers))
+            ),
+            max_size=8,
+        ),
+        checkpoint=st.one_of(st.none(), st.integers(0, 1000)),
+    )
+    def restore(
+        self,
+        partition: int,
+        records: list[tuple[str, tuple[int, Timer | None] | None]],
+        checkpoint: int | None,
+    ) -> None:
+        """Restore's writer: raw records of one partition in log order, sagas repeating."""
+        ours = [(s, c) for s, c in records if partition_of(s) == partition]
+        chunk = [
+            (s.encode(), None if c is None else encode_state(state(s, c[0], c[1]))) for s, c in ours
+        ]
+        for store in (self.rocks, self.memory):
+            writer = store.restore_writer(partition)
+            writer.apply(chunk[:3])
+            writer.apply(chunk[3:])
+            if checkpoint is not None:
+                writer.commit(checkpoint)
+        for saga_id, change in ours:
+            if change is None:
+                self.model.pop(saga_id, None)
+            else:
+                self.model[saga_id] = state(saga_id, change[0], change[1])
+        if checkpoint is not None:
+            self.model_checkpoints[partition] = checkpoint
 
     @rule(partition=st.sampled_from(PARTITIONS))
     def wipe(self, partition: int) -> None:
@@ -346,3 +467,57 @@ def test_write_batch_is_atomic_under_kill_9(tmp_path: Path) -> None:
             due = store.due_timers(0, 10**12, 10 * K)
             assert {(t.due_ms, t.token) for t in due} == {(batch, f"t{batch}")}
             assert len(due) == K  # old index entries went with the old states
+
+
+# --------------------------------------------------------------------------- kill -9, restore
+
+
+def test_a_restore_killed_anywhere_resumes_from_its_checkpoint_to_the_exact_fold(
+    tmp_path: Path,
+) -> None:
+    """Five SIGKILLs of a restoring process (no write-ahead log between its commits), each at a
+    random moment: the checkpoint never goes back past an acknowledged commit, and a restore
+    resumed from it always ends in exactly the fold of the log, index included (I3)."""
+    from tests.unit.restore_crash_child import (  # noqa: PLC0415
+        CHUNK,
+        COMMIT_EVERY,
+        fold,
+        log_record,
+        resume,
+    )
+
+    rng = random.Random()
+    path = tmp_path / "db"
+    for _ in range(5):
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.unit.restore_crash_child", str(path)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert child.stdout is not None
+            first = child.stdout.readline()  # blocks until a commit of this run returned
+            assert first, f"the child died before its first commit (exit {child.wait()})"
+            time.sleep(rng.uniform(0.0, 0.3))
+            child.send_signal(signal.SIGKILL)
+            rest = child.stdout.read()
+            assert child.wait(timeout=10) == -signal.SIGKILL
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        acknowledged = int((first + rest).split()[-1])
+
+        with open_rocks(path) as store:
+            checkpoint = store.checkpoint(0)
+            assert checkpoint is not None
+            assert checkpoint >= acknowledged  # a kill loses no commit that returned
+            # As a real restore does: on to the topic's end, past whatever the child applied
+            # after its last commit (at most COMMIT_EVERY chunks).
+            end = resume(store, checkpoint + (COMMIT_EVERY + 2) * CHUNK)
+            states, pending = fold(end)
+            assert list(store.states(0)) == states
+            assert store.due_timers(0, 10**12, 10**6) == pending
+            assert store.checkpoint(0) == end
+    assert log_record(0)[0] == b"saga-0000"  # the log the child and this test share
