@@ -82,12 +82,21 @@ def _cyclic_gc_paused() -> Iterator[None]:
 def _records(
     messages: list[Message], state_topic: str, partition: int
 ) -> list[tuple[bytes, bytes | None]]:
-    """The (key, value) of each record; end-of-partition events are skipped, errors raise."""
+    """The (key, value) of each record; end-of-partition events are skipped.
+
+    A fatal consumer error raises. Any other error (NOT_LEADER_FOR_PARTITION while a leader
+    moves or a broker starts, a transport hiccup) is one librdkafka retries by itself: it is
+    logged and the restore goes on; a restore that really cannot move is caught by the stall
+    timeout. (``ksaga bench`` caught a replica exiting on a transient NOT_LEADER at start.)
+    """
     if any(msg.error() is not None for msg in messages):
         for msg in messages:
             err = msg.error()
-            if err is not None and err.code() != KafkaError._PARTITION_EOF:
+            if err is None or err.code() == KafkaError._PARTITION_EOF:
+                continue
+            if err.fatal():
                 raise KsagaError(f"restore of {state_topic}[{partition}] failed: {err}")
+            _log.warning("restore: transient consumer error", partition=partition, error=str(err))
         messages = [msg for msg in messages if msg.error() is None]
     return [(key, msg.value()) for msg in messages if (key := msg.key()) is not None]
 
@@ -123,6 +132,8 @@ def _restore(
     on_progress: Callable[[int, int], None] | None,
 ) -> RestoreResult:
     began = clock.monotonic()
+    if on_progress is not None:  # a heartbeat before the watermark round trips
+        on_progress(0, 0)
     target = high_watermark(admin, state_topic, partition)
     low = _low_watermark(admin, state_topic, partition)
     start = store.checkpoint(partition)

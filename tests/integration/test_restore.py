@@ -93,7 +93,8 @@ def test_restore_equals_the_committed_fold_and_reaches_the_high_watermark(
         store, consumer, admin, topic, 1, on_progress=lambda d, t: moved.append((d, t))
     )
     assert resumed.records == 0
-    assert moved == [(0, 0)]  # already at the end: nothing to read
+    assert moved  # already at the end: nothing to read
+    assert set(moved) == {(0, 0)}
     store.apply(StoreBatch.of([(1, dataclasses.replace(state("s1", 1)))], (), {1: 10**9}))
     again = restore_partition(store, consumer, admin, topic, 1)
     assert again.wiped

@@ -23,11 +23,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from orchestrator.core import Action, SagaState, SagaStatus, Timer, TimerKind
+from orchestrator.errors import KsagaError
+from orchestrator.restore import _records
 from orchestrator.store import (
     STORE_FORMAT_VERSION,
     DueTimer,
@@ -521,3 +524,27 @@ def test_a_restore_killed_anywhere_resumes_from_its_checkpoint_to_the_exact_fold
             assert store.due_timers(0, 10**12, 10**6) == pending
             assert store.checkpoint(0) == end
     assert log_record(0)[0] == b"saga-0000"  # the log the child and this test share
+
+
+def test_restore_skips_a_transient_consumer_error_and_raises_on_a_fatal_one() -> None:
+    """``ksaga bench`` caught a replica exiting on a NOT_LEADER_FOR_PARTITION during restore."""
+
+    class _Msg:
+        def __init__(self, key: bytes | None, value: bytes | None, err: KafkaError | None) -> None:
+            self._key, self._value, self._err = key, value, err
+
+        def key(self) -> bytes | None:
+            return self._key
+
+        def value(self) -> bytes | None:
+            return self._value
+
+        def error(self) -> KafkaError | None:
+            return self._err
+
+    transient = KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION)
+    chunk = [_Msg(b"a", b"1", None), _Msg(None, None, transient), _Msg(b"b", None, None)]
+    assert _records(chunk, "ksaga.state", 0) == [(b"a", b"1"), (b"b", None)]  # type: ignore[arg-type]
+    fatal = KafkaError(KafkaError._FENCED, fatal=True)
+    with pytest.raises(KsagaError, match="failed"):
+        _records([_Msg(None, None, fatal)], "ksaga.state", 0)  # type: ignore[list-item]
