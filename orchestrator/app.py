@@ -17,6 +17,7 @@ import structlog
 
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
+from orchestrator.heap import settle_heap
 from orchestrator.kafka import new_admin, new_consumer, new_producer, new_restore_consumer
 from orchestrator.logs import configure_logging
 from orchestrator.loop import FatalError, Orchestrator
@@ -111,6 +112,7 @@ def run_replica(settings: Settings, stop: threading.Event | None = None) -> int:
         lambda: orchestrator.heartbeat, settings.liveness_timeout_s, EXIT_FATAL
     ).start()
     code = 0
+    settle_heap()
     try:
         if stop is not None:
             orchestrator.run(stop)

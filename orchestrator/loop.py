@@ -94,6 +94,7 @@ class _Batch:
     """One transaction's working set: the overlay over the store and what to commit."""
 
     overlay: dict[str, tuple[int, SagaState]] = field(default_factory=dict)
+    encoded: dict[str, bytes] = field(default_factory=dict)  # saga id -> its state record's value
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     fired: dict[str, str] = field(default_factory=dict)
     records: int = 0
@@ -307,7 +308,10 @@ class Orchestrator:
         assert state is not None
         partition = source.partition
         batch.overlay[state.saga_id] = (partition, state)
-        self._produce(state_out(self.topics.state, partition, state), state_partition=partition)
+        record = state_out(self.topics.state, partition, state)
+        assert record.value is not None
+        batch.encoded[state.saga_id] = record.value  # the store keeps these very bytes
+        self._produce(record, checkpoint=True)
         if self.settings.history:
             self._produce(
                 history_out(
@@ -376,24 +380,24 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ producing
 
-    def _produce(self, record: OutRecord, state_partition: int | None = None) -> None:
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                self._delivery_errors.append(err)
-            elif state_partition is not None:
-                offset = msg.offset()
-                assert offset is not None
-                previous = self._state_offsets.get(state_partition, -1)
-                self._state_offsets[state_partition] = max(previous, offset + 1)
+    def _produce(self, record: OutRecord, *, checkpoint: bool = False) -> None:
+        """Queue ``record`` in the open transaction.
 
+        Only state records (``checkpoint``) ask for a delivery report: their offsets are the
+        store's checkpoints.
+        Any other record that fails puts the transaction in librdkafka's abortable state, and
+        ``commit_transaction`` then raises (ABORT, the batch is redone), so a report per record
+        would be a Python call per record for nothing.
+        """
         kwargs: dict[str, Any] = {
             "key": record.key,
             "value": record.value,
             "headers": record.headers,
-            "on_delivery": delivered,
         }
         if record.partition is not None:
             kwargs["partition"] = record.partition
+        if checkpoint:
+            kwargs["on_delivery"] = self._state_delivered
         for _ in range(_RETRIES * 100):
             try:
                 self.producer.produce(record.topic, **kwargs)
@@ -403,6 +407,16 @@ class Orchestrator:
             except KafkaException as exc:
                 self._raise_for(exc)
         raise _Abort("producer queue stayed full")
+
+    def _state_delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._delivery_errors.append(err)
+            return
+        partition, offset = msg.partition(), msg.offset()
+        assert partition is not None
+        assert offset is not None
+        previous = self._state_offsets.get(partition, -1)
+        self._state_offsets[partition] = max(previous, offset + 1)
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Call a transactional API, retrying RETRIABLE errors, mapping the others."""
@@ -429,7 +443,7 @@ class Orchestrator:
         """The commit returned: make the overlay the store's, with the state-topic checkpoints."""
         puts = list(batch.overlay.values())
         if puts or self._state_offsets:
-            self.store.apply(StoreBatch.of(puts, (), dict(self._state_offsets)))
+            self.store.apply(StoreBatch.of(puts, (), dict(self._state_offsets), batch.encoded))
         for saga_id in batch.overlay:
             self._fired.pop(saga_id, None)
         self._fired.update(batch.fired)

@@ -11,6 +11,8 @@ tests pin Kafka's vectors and an integration test compares it with librdkafka on
 
 from __future__ import annotations
 
+import functools
+
 __all__ = ["murmur2", "partition_for"]
 
 _M = 0x5BD1E995
@@ -43,8 +45,14 @@ def murmur2(data: bytes) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+@functools.lru_cache(maxsize=16_384)
 def partition_for(key: str | bytes, partitions: int) -> int:
-    """The partition Java's default partitioner picks for a non-null key."""
+    """The partition Java's default partitioner picks for a non-null key.
+
+    Cached: the loop asks for a saga's partition on every record of that saga (routing, then
+    each fold's ownership check), and murmur2 in Python costs microseconds per key. The cache
+    holds the most recently used keys only, so its memory is bounded.
+    """
     if partitions <= 0:
         raise ValueError("partition count must be positive")
     raw = key.encode() if isinstance(key, str) else key

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol, Self, cast
@@ -114,7 +114,9 @@ class StoreBatch:
     """The committed effect of one Kafka transaction (or one restore chunk) on the store.
 
     ``puts`` are (partition, new state), ``deletes`` are (partition, saga id) tombstones, and
-    ``checkpoints`` are (partition, next state-topic offset to read). A saga appears at most once
+    ``checkpoints`` are (partition, next state-topic offset to read). ``encoded`` may hold, by
+    saga id, a put state's bytes as the loop already encoded them for ``ksaga.state`` (the same
+    encoding), so a committed state is encoded once, not twice. A saga appears at most once
     (the loop's overlay already holds each saga's last state), and a partition at most once in
     ``checkpoints``; a batch that breaks this is a programming error and raises ``ValueError``
     when it is built, before anything is written.
@@ -123,6 +125,7 @@ class StoreBatch:
     puts: tuple[tuple[int, SagaState], ...] = ()
     deletes: tuple[tuple[int, str], ...] = ()
     checkpoints: tuple[tuple[int, int], ...] = ()
+    encoded: Mapping[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -151,8 +154,14 @@ class StoreBatch:
         puts: Iterable[tuple[int, SagaState]] = (),
         deletes: Iterable[tuple[int, str]] = (),
         checkpoints: Mapping[int, int] | None = None,
+        encoded: Mapping[str, bytes] | None = None,
     ) -> StoreBatch:
-        return cls(tuple(puts), tuple(deletes), tuple(sorted((checkpoints or {}).items())))
+        return cls(
+            tuple(puts),
+            tuple(deletes),
+            tuple(sorted((checkpoints or {}).items())),
+            encoded or {},
+        )
 
 
 def _check_partition(partition: int) -> None:
@@ -532,8 +541,12 @@ class RocksSagaStore:
             old = old_states.get(_state_key(partition, saga_id))
             if old is not None and old.timer is not None:
                 write.delete(_timer_key(partition, old.timer.due_ms, saga_id), timers)
+        encoded = batch.encoded
         for partition, state in batch.puts:
-            write.put(_state_key(partition, state.saga_id), encode_state(state), states)
+            value = encoded.get(state.saga_id)
+            if value is None:
+                value = encode_state(state)
+            write.put(_state_key(partition, state.saga_id), value, states)
             if state.timer is not None:
                 key = _timer_key(partition, state.timer.due_ms, state.saga_id)
                 write.put(key, state.timer.token.encode(), timers)

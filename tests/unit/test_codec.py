@@ -7,10 +7,12 @@ and helpers here are shared by ``test_codec_evolution`` and ``test_codec_errors`
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -280,6 +282,27 @@ def test_validating_catalog_accepts_valid_values_and_writes_the_same_bytes(
     given_value, _ = data.draw(envelopes(record_type))
     strict = load_package_catalog(validate=True)
     assert strict.encode(record_type, given_value) == CATALOG.encode(record_type, given_value)
+
+
+@pytest.mark.parametrize("record_type", list(RecordType))
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_naming_optional_branches_writes_what_fastavro_writes_unaided(
+    record_type: str, data: st.DataObject
+) -> None:
+    given_value, _ = data.draw(envelopes(record_type))
+    writer = CATALOG._writer(record_type)
+    unaided = io.BytesIO()
+    fastavro.schemaless_writer(unaided, writer.parsed, given_value)
+    assert CATALOG.encode(record_type, given_value) == writer.header + unaided.getvalue()
+
+
+def test_the_optional_fields_are_named_with_their_branch() -> None:
+    assert dict(CATALOG._writer("SagaState").optional) == {
+        "timer": "io.ksaga.v1.Timer",
+        "failure": "io.ksaga.v1.Failure",
+    }
+    assert dict(CATALOG._writer("HistoryEvent").optional)["attempt"] == "int"
 
 
 # -- the single-object header ----------------------------------------------------------------
