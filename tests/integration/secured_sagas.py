@@ -81,7 +81,11 @@ def run_order_sagas(
                 assert process.running(), f"{process.name} exited\n{process.tail()}"
             return set(want) <= set(observer.terminal())
 
-        wait_for(finished, 120, "every saga to finish", interval=0.1)
+        try:
+            wait_for(finished, 120, "every saga to finish", interval=0.1)
+        except TimeoutError as exc:
+            tails = "\n".join(f"--- {p.name}\n{p.tail(15)}" for p in processes)
+            raise AssertionError(f"{exc}\n{tails}") from exc
         observer.poll(0.5)
         out = io.StringIO()
         report = check(

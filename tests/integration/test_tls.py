@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 PARTITIONS = 4
 ORCHESTRATOR = "ksaga-orchestrator"
 PARTICIPANTS = "participants"
+PROBE = "tls-probe"  # what the refusal tests write to (never a topic the sagas read)
 ONLY_THESE = {
     "KSAGA_KAFKA__SECURITY_PROTOCOL",
     "KSAGA_KAFKA__SSL_CA_LOCATION",
@@ -63,6 +64,7 @@ def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tls]:
     )
     with KafkaBroker(tmp_path_factory.mktemp("kafka-tls"), security=tls) as broker:
         create_all_topics(broker.bootstrap_servers, PARTITIONS, client=tls.client_config())
+        broker.create_topic(PROBE)
         yield Tls(broker, tls)
 
 
@@ -73,9 +75,7 @@ def delivery_error(config: dict[str, Any]) -> tuple[KafkaError | None, list[Kafk
     producer = Producer(
         {**config, "message.timeout.ms": 2_000, "error_cb": errors.append, "logger": _quiet}
     )
-    producer.produce(
-        "ksaga.inbox", key=b"order/x", value=b"x", on_delivery=lambda e, _m: delivered.append(e)
-    )
+    producer.produce(PROBE, value=b"x", on_delivery=lambda e, _m: delivered.append(e))
     producer.flush(20)
     assert delivered, "no delivery report"
     return delivered[0], errors
