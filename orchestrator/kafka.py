@@ -39,7 +39,14 @@ __all__ = [
 ]
 
 _SPEC: Any = _OffsetSpec  # untyped in confluent-kafka's stubs
-_PROPERTY = re.compile(r'property:? "([^"]+)"')
+# librdkafka names the property it refuses either in quotes or, for a file it cannot load
+# ("ssl.key.location failed: ... bad decrypt"), as the subject of "failed".
+_PROPERTY = re.compile(r'property:? "([^"]+)"|\b((?:ssl|https)\.[a-z.]+\.location) failed')
+# A key file that does not load may be fine but locked with another password.
+_PASSWORD_OF = {
+    "ssl.key.location": "ssl.key.password",
+    "ssl.keystore.location": "ssl.keystore.password",
+}
 C = TypeVar("C")
 
 
@@ -76,11 +83,12 @@ def build_client(
         err: Any = exc.args[0]
         text = kafka.redact(err.str() if isinstance(err, KafkaError) else str(exc))
         match = _PROPERTY.search(text)
-        where = (
-            f"{env_name(match.group(1))} (or its key in KSAGA_KAFKA)"
-            if match
-            else "the KSAGA_KAFKA__* settings"
-        )
+        where = "the KSAGA_KAFKA__* settings"
+        if match:
+            prop = match.group(1) or match.group(2)
+            where = f"{env_name(prop)} (or its key in KSAGA_KAFKA)"
+            if prop in _PASSWORD_OF:
+                where += f" and {env_name(_PASSWORD_OF[prop])}"
         raise ConfigError(
             f"librdkafka refused the client settings: {text}; check {where}"
         ) from None
@@ -96,6 +104,15 @@ def _refuse_bad_credentials(err: KafkaError) -> None:
             f"Kafka refused our credentials ({err.str()}): check KSAGA_KAFKA__SASL_USERNAME and"
             " KSAGA_KAFKA__SASL_PASSWORD (or the client certificate, or the OAUTHBEARER"
             " settings) and KSAGA_KAFKA__SECURITY_PROTOCOL"
+        )
+    # A certificate the other side rejects is as final as a wrong password (the broker's "alert
+    # bad certificate" reaches TLS 1.3 clients as a transport error); waiting cannot fix it.
+    if err.code() in (KafkaError._SSL, KafkaError._TRANSPORT) and "certificate" in err.str():
+        raise ConfigError(
+            f"the TLS handshake with Kafka failed over a certificate ({err.str()}): check"
+            " KSAGA_KAFKA__SSL_CERTIFICATE_LOCATION and KSAGA_KAFKA__SSL_KEY_LOCATION (a client"
+            " certificate signed by a CA the broker trusts, if it requires one) and"
+            " KSAGA_KAFKA__SSL_CA_LOCATION (the CA that signed the broker's certificate)"
         )
 
 
