@@ -93,6 +93,7 @@ class LocalCluster:
         self.partitions = int(env0["KSAGA_PARTITIONS"])
         self.inbox = env0["KSAGA_TOPIC_PREFIX"] + "inbox"
         self.group = env0["KSAGA_GROUP_ID"]
+        self._admin: AdminClient | None = None
         spec = self.deployment.statefulset["spec"]
         self.default_replicas = int(spec["replicas"])
         self.grace = float(pod_spec(self.deployment.statefulset)["terminationGracePeriodSeconds"])
@@ -325,7 +326,9 @@ class LocalCluster:
 
     def _members(self) -> set[str] | None:
         """The client ids of the orchestrator group's members, None unless the group is stable."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        if self._admin is None:  # one per command: each would log its teardown at info level
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 4})
+        admin = self._admin
         try:
             (future,) = admin.describe_consumer_groups([self.group], request_timeout=5).values()
             group = future.result(10)
