@@ -167,7 +167,10 @@ def topics() -> None:
     show_default=True,
     help="-1: the broker's default.",
 )
-@click.option("--sagas", "module", default="sagas", show_default=True)
+@click.option(
+    "--sagas", "module", envvar="KSAGA_SAGAS_MODULE", show_envvar=True, default="sagas",
+    show_default=True, help="Saga list module (the replicas' KSAGA_SAGAS_MODULE).",
+)  # fmt: skip
 @click.option(
     "--with-saga-topics/--only-ksaga-topics",
     default=True,
@@ -414,6 +417,19 @@ def chaos(ctx: click.Context) -> None:
     from orchestrator.testing.chaos import chaos_command  # noqa: PLC0415  (heavy imports)
 
     chaos_command.main(args=ctx.args, prog_name="ksaga chaos")
+
+
+@cli.command(
+    "local",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.pass_context
+def local(ctx: click.Context) -> None:
+    """The deploy/k8s manifests as local processes: up, scale, lose, recover... (see --help)."""
+    from orchestrator.testing.local_cli import local_command  # noqa: PLC0415  (heavy imports)
+
+    local_command.main(args=ctx.args, prog_name="ksaga local")
 
 
 # ------------------------------------------------------------- operations (orchestrator/ops)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -37,14 +36,14 @@ from connectors.order_participants import Behaviour, expected_outcome
 from orchestrator.partitioning import partition_for
 from orchestrator.testing.checker import CheckInput, check
 from orchestrator.testing.kafka_cluster import KafkaBroker, free_ports, wait_for
-from orchestrator.testing.pods import ContainerProcess, pod_spec
+from orchestrator.testing.manifests import Deployment, load_deployment, localise
+from orchestrator.testing.pods import pod_spec
 from orchestrator.testing.system import (
     ChildProcess,
     Observer,
     ParticipantsProcess,
     publish_orders,
 )
-from tests.deploy.conftest import Deployment, load_deployment
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -63,35 +62,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     )
     with broker:
         yield broker
-
-
-def localise(
-    process: ContainerProcess,
-    bootstrap: str,
-    http_port: int | None = None,
-    state_dir: Path | None = None,
-) -> dict[str, str]:
-    """The container's environment with the only substitutions one machine forces."""
-    env = dict(process.env)
-    image_bin = env["PATH"].split(":")[0]
-    venv_bin = Path(sys.executable).parent
-    assert (venv_bin / "ksaga").is_file()
-    # PATH: the image installs the project into /opt/ksaga (its `ksaga` console script on PATH);
-    # here the same project is pip-installed into this test's venv. The argv stays `ksaga ...`.
-    env["PATH"] = env["PATH"].replace(image_bin, str(venv_bin), 1)
-    # The Kafka address: the ConfigMap names the cluster's bootstrap Service.
-    assert "KSAGA_BOOTSTRAP_SERVERS" in env
-    env["KSAGA_BOOTSTRAP_SERVERS"] = bootstrap
-    if http_port is not None:
-        # The probe port: each pod has its own IP and serves on 8080; three local processes
-        # share one network namespace, so each gets a free port.
-        assert "KSAGA_HTTP_PORT" in env
-        env["KSAGA_HTTP_PORT"] = str(http_port)
-    if state_dir is not None:
-        # The store: each pod mounts its own volume at /var/lib/ksaga, which is not ours here.
-        assert "KSAGA_STATE_DIR" in env
-        env["KSAGA_STATE_DIR"] = str(state_dir)
-    return env
 
 
 class OffsetGate:
