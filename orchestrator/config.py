@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     static_membership: bool = False
     timer_scan_limit: int = Field(default=1_000, ge=1)
+    max_inbox_backlog: int = Field(
+        default=2_000,
+        ge=0,
+        description="hold the trigger topics (start no new saga) while the inbox partitions"
+        " this replica folds hold more unfolded records than this; take them again at half;"
+        " 0 never holds (orchestrator/admission.py)",
+    )
     history: bool = True
     http_port: int = Field(
         default=0, ge=0, le=65_535, description="/ready, /live and /metrics; 0 turns them off"

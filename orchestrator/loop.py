@@ -39,6 +39,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from orchestrator import clock
+from orchestrator.admission import TriggerGate, cached_lags
 from orchestrator.config import Settings
 from orchestrator.core import (
     Decision,
@@ -136,6 +137,7 @@ class Orchestrator:
         self._delivery_errors: list[KafkaError] = []
         self._state_offsets: dict[int, int] = {}
         self.heartbeat = clock.monotonic()
+        self.gate = TriggerGate(settings.max_inbox_backlog)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -164,9 +166,13 @@ class Orchestrator:
         """One turn: restore what is pending, then one batch (if there is anything to do)."""
         self.beat()
         self._restore_pending()
-        if self.heartbeat >= self._gauges_due:
-            self._gauges_due = self.heartbeat + self.gauge_interval_s
-            self.telemetry.sample_lag(self.consumer, self.topics.inbox, self.active)
+        sample = self.heartbeat >= self._gauges_due
+        if sample or self.gate.high:
+            lags = cached_lags(self.consumer, self.topics.inbox, self.active)
+            self._admit(sum(lags.values()))
+            if sample:
+                self._gauges_due = self.heartbeat + self.gauge_interval_s
+                self.telemetry.lags(lags)
         polled = self.consumer.consume(
             self.settings.batch_max_records, timeout=self.settings.batch_max_ms / 1000
         )
@@ -183,6 +189,26 @@ class Orchestrator:
             self._abort_and_rewind(_first_offsets(messages))
             return
         self._apply(batch)
+
+    def _admit(self, backlog: int) -> None:
+        """Hold or release the trigger partitions as the inbox backlog asks (admission.py)."""
+        change = self.gate.update(backlog)
+        if change is None:
+            return
+        held = self._trigger_partitions()
+        if change:
+            self.consumer.pause(held)
+            self.metrics.gate_closed.inc()
+            _log.info(
+                "inbox backlog high: holding new sagas", backlog=backlog, partitions=len(held)
+            )
+        else:
+            self.consumer.resume(held)
+            _log.info("inbox backlog down: taking new sagas again", backlog=backlog)
+        self.metrics.gate_state.set(int(change))
+
+    def _trigger_partitions(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t, p in sorted(self.assigned) if t != self.topics.inbox]
 
     def _owned(self, polled: list[Message]) -> list[Message]:
         """Only records of partitions this replica owns and (inbox) has restored.
@@ -490,6 +516,10 @@ class Orchestrator:
         inbox = [tp for tp in partitions if tp.topic == self.topics.inbox]
         if inbox:
             consumer.pause(inbox)
+        if self.gate.closed:  # new sagas are being held: hold these triggers too
+            triggers = [tp for tp in partitions if tp.topic != self.topics.inbox]
+            if triggers:
+                consumer.pause(triggers)
         for tp in partitions:
             self.assigned.add((tp.topic, tp.partition))
         self.pending_restore.update(tp.partition for tp in inbox)

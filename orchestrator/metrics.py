@@ -40,6 +40,14 @@ class Metrics:
         self.dead_letters = Counter(
             "ksaga_dead_letters", "Records dead-lettered", ["reason"], registry=r
         )
+        self.gate_closed = Counter(
+            "ksaga_trigger_gate_closed",
+            "Times the inbox backlog made this replica hold its trigger partitions",
+            registry=r,
+        )
+        self.gate_state = Gauge(
+            "ksaga_trigger_gate_holding", "1 while trigger partitions are held, else 0", registry=r
+        )
         self.timers_fired = Counter("ksaga_timers_fired", "TimerFired records produced", registry=r)
         self.transactions = Counter(
             "ksaga_transactions_committed", "Committed transactions", registry=r

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Histogram
 
 from orchestrator import clock
@@ -220,27 +219,8 @@ class Telemetry:
     def lag(self, partition: int, records: int) -> None:
         self.metrics.consumer_lag.labels(str(partition)).set(records)
 
-    def sample_lag(self, consumer: Consumer, topic: str, partitions: Iterable[int]) -> None:
-        """Lag of each restored inbox partition: cached high watermark - position.
-
-        Reads only the client's memory (librdkafka refreshes the cached high watermark with
-        every fetch response; ``position`` is local), so it costs no broker round trip; the
-        loop calls it every few seconds, not per batch. A partition with nothing consumed yet
-        has no position and is skipped.
-        """
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return
-        try:
-            positions = consumer.position(tps)
-        except KafkaException:
-            return
-        for tp in positions:
-            if tp.offset < 0:
-                continue
-            try:
-                _low, high = consumer.get_watermark_offsets(tp, cached=True)
-            except KafkaException:
-                continue
-            if high >= 0:
-                self.lag(tp.partition, max(0, high - tp.offset))
+    def lags(self, lags: Mapping[int, int]) -> None:
+        """Lag of each restored inbox partition (``admission.cached_lags``); the loop samples it
+        every few seconds."""
+        for partition, records in lags.items():
+            self.lag(partition, records)

@@ -64,7 +64,12 @@ from orchestrator.bench.report import (
 )
 from orchestrator.bench.restore import RestoreBenchConfig, run_restore
 from orchestrator.testing.checker import CheckInput, check, read_to_end
-from orchestrator.testing.kafka_cluster import KafkaBroker, free_ports, wait_for
+from orchestrator.testing.kafka_cluster import (
+    SERVER_JVM_FLAGS,
+    KafkaBroker,
+    free_ports,
+    wait_for,
+)
 from orchestrator.testing.system import (
     TERMINAL,
     ChildProcess,
@@ -79,7 +84,7 @@ __all__ = ["BenchConfig", "bench_command", "count_records", "run_bench"]
 
 _console = Console(stderr=True)
 TRIGGER_TOPIC = "orders"
-WARMUP = 20
+WARMUP = 1_000
 _HISTOGRAMS = ("ksaga_batch_records", "ksaga_commit_seconds")
 
 
@@ -96,6 +101,7 @@ class BenchConfig:
     workdir: Path | None = None
     restore: bool = False
     restore_states: int = 1_000_000
+    warmup: int = WARMUP
 
 
 class BenchFailed(Exception):
@@ -275,8 +281,8 @@ def _terminal_states(messages: Sequence[Message], state_topic: str) -> dict[str,
 def _system(config: BenchConfig, root: Path) -> Iterator[tuple[str, KafkaBroker | None]]:
     broker: KafkaBroker | None = None
     if config.bootstrap is None:
-        _console.print("starting a local Apache Kafka broker (KRaft)...")
-        broker = KafkaBroker(root / "kafka").start()
+        _console.print("starting a local Apache Kafka broker (KRaft, Kafka's server JVM flags)...")
+        broker = KafkaBroker(root / "kafka", heap="1g", jvm_flags=SERVER_JVM_FLAGS).start()
     try:
         yield broker.bootstrap_servers if broker else str(config.bootstrap), broker
     finally:
@@ -342,7 +348,7 @@ class _Run:
         self.behaviour = Behaviour(
             seed=config.seed, decline_rate=0.1, flaky_rate=0.0, silent_rate=0.0
         )
-        self.warm = [f"warm-{i:04d}" for i in range(WARMUP)]
+        self.warm = [f"warm-{i:06d}" for i in range(config.warmup)]
         self.measured = [f"bench-{i:07d}" for i in range(config.n)]
         self.wanted = {f"order/{o}" for o in [*self.warm, *self.measured]}
         self.result: dict[str, Any] = {
@@ -351,6 +357,7 @@ class _Run:
             "replicas": config.replicas,
             "partitions": config.partitions,
             "rate": config.rate,
+            "warmup": config.warmup,
             "check_passed": False,
         }
         if broker is not None:
@@ -428,9 +435,10 @@ class _Run:
         return sum(r.finished() for r in self.replicas) >= count
 
     def warm_up(self) -> None:
-        """Connections, group joins and the first transactions happen before t0."""
+        """Connections, group joins, the first transactions and the broker's JIT (C2 compiles
+        the hot request paths over the first seconds of load) all happen before t0."""
         _publish(self.bootstrap, self.warm, None, [])
-        wait_for(lambda: self.finished_at_least(len(self.warm)), 120, "the warm-up sagas",
+        wait_for(lambda: self.finished_at_least(len(self.warm)), 300, "the warm-up sagas",
                  interval=0.1, ignore=(OSError,))  # fmt: skip
 
     def snapshot(self) -> _Window:
@@ -574,7 +582,9 @@ class _Run:
 
 @click.command("bench")
 @click.option("-n", "--sagas", "n", type=click.IntRange(1), default=20_000, show_default=True,
-              help="Sagas measured (plus 20 warm-up sagas not measured).")  # fmt: skip
+              help="Sagas measured (after the --warmup sagas, not measured).")  # fmt: skip
+@click.option("--warmup", type=click.IntRange(1), default=WARMUP, show_default=True,
+              help="Sagas run to completion before the measured window opens.")  # fmt: skip
 @click.option("--replicas", type=click.IntRange(1, 8), default=1, show_default=True)
 @click.option("--partitions", type=click.IntRange(1, 256), default=8, show_default=True)
 @click.option(
@@ -623,6 +633,7 @@ def bench_command(
     ceiling: bool,
     restore: bool,
     restore_states: int,
+    warmup: int,
     bootstrap: str | None,
     seed: int,
     timeout_s: float,
@@ -644,7 +655,7 @@ def bench_command(
     config = BenchConfig(
         n=n, replicas=replicas, partitions=partitions, rate=rate, ceiling=ceiling,
         bootstrap=bootstrap, seed=seed, timeout_s=timeout_s, restore=restore,
-        restore_states=restore_states,
+        restore_states=restore_states, warmup=warmup,
     )  # fmt: skip
     try:
         result = run_bench(config)

@@ -50,6 +50,7 @@ from orchestrator.errors import KafkaClusterError
 from orchestrator.testing.proxied_listeners import ProxiedListeners
 
 __all__ = [
+    "SERVER_JVM_FLAGS",
     "KRaftCluster",
     "KafkaBroker",
     "KafkaCluster",
@@ -72,6 +73,17 @@ JVM_FLAGS: tuple[str, ...] = (
     "-XX:-UsePerfData",
     "-Djava.awt.headless=true",
 )
+SERVER_JVM_FLAGS: tuple[str, ...] = (
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:MaxInlineLevel=15",
+    "-Djava.awt.headless=true",
+)
+"""Kafka's own ``kafka-run-class.sh`` performance flags (G1, full JIT): a broker as production
+runs it, for ``ksaga bench``. A C1-only JVM starts faster but spends more CPU per request, which
+a benchmark would charge to the system under test."""
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 LOG_TAIL_LINES = 40
@@ -177,9 +189,17 @@ class KafkaJars:
                 self._cds_claimed = False
 
     def java_command(
-        self, main: str, *args: str, heap: str, logs_dir: Path, cds_dump: Path | None = None
+        self,
+        main: str,
+        *args: str,
+        heap: str,
+        logs_dir: Path,
+        cds_dump: Path | None = None,
+        jvm_flags: Sequence[str] = JVM_FLAGS,
     ) -> list[str]:
-        if cds_dump is not None:
+        if tuple(jvm_flags) != JVM_FLAGS:
+            share = []  # the archive was dumped by a JVM with the test flags
+        elif cds_dump is not None:
             share = [f"-XX:ArchiveClassesAtExit={cds_dump}"]
         elif self.cds_archive.is_file() and os.environ.get("KSAGA_KAFKA_CDS", "1") != "0":
             share = [f"-XX:SharedArchiveFile={self.cds_archive}"]
@@ -189,7 +209,7 @@ class KafkaJars:
             str(self.java),
             f"-Xms{heap}",
             f"-Xmx{heap}",
-            *JVM_FLAGS,
+            *jvm_flags,
             *share,
             f"-Dkafka.logs.dir={logs_dir}",
             f"-Dlog4j2.configurationFile={self.log4j_config}",
@@ -438,8 +458,10 @@ class KafkaNode:
         jars: KafkaJars,
         *,
         heap: str = HEAP,
+        jvm_flags: Sequence[str] = JVM_FLAGS,
     ) -> None:
         self.node_id = node_id
+        self.jvm_flags = tuple(jvm_flags)
         self.workdir = workdir
         self.port = port
         self.controller_port = controller_port
@@ -513,6 +535,7 @@ class KafkaNode:
             heap=self.heap,
             logs_dir=self.log_dir,
             cds_dump=self._cds_dump,
+            jvm_flags=self.jvm_flags,
         )
         with self.stdout_log.open("ab") as out:
             out.write(f"\n==== starting: {' '.join(cmd)}\n".encode())
@@ -660,8 +683,10 @@ class KRaftCluster:
         ready_timeout: float,
         proxied: Sequence[str] = (),
         security: ListenerSecurity | None = None,
+        jvm_flags: Sequence[str] = JVM_FLAGS,
     ) -> None:
         self.size = size
+        self.jvm_flags = tuple(jvm_flags)
         self.proxied = ProxiedListeners(proxied)
         self.security = security
         self._own_workdir = workdir is None
@@ -796,7 +821,13 @@ class KRaftCluster:
         for index, (port, cport) in enumerate(pairs):
             node_id = index + 1
             node = KafkaNode(
-                node_id, self.workdir / f"node-{node_id}", port, cport, self.jars, heap=self.heap
+                node_id,
+                self.workdir / f"node-{node_id}",
+                port,
+                cport,
+                self.jars,
+                heap=self.heap,
+                jvm_flags=self.jvm_flags,
             )
             node.write_config(self._secured(self.node_properties(node, quorum)))
             self.nodes.append(node)
@@ -1049,10 +1080,11 @@ class KafkaBroker(KRaftCluster):
         ready_timeout: float = READY_TIMEOUT_S,
         proxied: Sequence[str] = (),
         security: ListenerSecurity | None = None,
+        jvm_flags: Sequence[str] = JVM_FLAGS,
     ) -> None:
         super().__init__(
             1, workdir, heap=heap, extra_config=extra_config, ready_timeout=ready_timeout,
-            proxied=proxied, security=security,
+            proxied=proxied, security=security, jvm_flags=jvm_flags,
         )  # fmt: skip
 
     def _quorum_config(self, ports: Sequence[tuple[int, int]]) -> dict[str, str]:

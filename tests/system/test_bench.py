@@ -35,8 +35,8 @@ BASE_MS = 1_767_225_600_000
 def test_a_short_throughput_run_with_ceiling_writes_a_checked_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "orchestrator.bench", "-n", "150", "--replicas", "1",
-         "--partitions", "2", "--ceiling", "--json", str(out)],
+        [sys.executable, "-m", "orchestrator.bench", "-n", "150", "--warmup", "20",
+         "--replicas", "1", "--partitions", "2", "--ceiling", "--json", str(out)],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -48,6 +48,7 @@ def test_a_short_throughput_run_with_ceiling_writes_a_checked_json(tmp_path: Pat
         "ceiling_records_per_s", "ceiling_ratio",
     ):  # fmt: skip
         assert key in figures, key
+    assert figures["warmup"] == 20
     assert figures["check_passed"] is True
     assert (figures["n"], figures["replicas"], figures["partitions"]) == (150, 1, 2)
     assert sum(figures["outcomes"].values()) == 150

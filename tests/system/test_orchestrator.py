@@ -55,6 +55,35 @@ def test_sagas_complete_and_compensate_end_to_end(
     assert finished == len(system.expected())
 
 
+def test_a_burst_of_triggers_is_admitted_as_the_inbox_backlog_allows(
+    system_factory: Callable[[Behaviour], System],
+) -> None:
+    """With a tiny backlog limit the gate must close and reopen, and every saga still finish."""
+    system = system_factory(Behaviour(seed=11, decline_rate=0.1))
+    port = free_port()
+    system.replica("r1", http_port=port, max_inbox_backlog=20)
+    wait_for(lambda: probe(port, "/ready"), 60, "readiness after restore")
+    system.start_participants()
+    system.publish(orders("burst", 300))
+    system.wait_all_terminal()
+    system.assert_guarantees()
+    system.assert_log_checks()
+    metrics = scrape(port)
+    assert metrics["ksaga_trigger_gate_closed_total"] >= 1  # the burst was held back
+    assert metrics["ksaga_trigger_gate_holding"] == 0  # and let in: nothing is left waiting
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Unlabelled samples of /metrics by name."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        lines = response.read().decode().splitlines()
+    return {
+        name: float(value)
+        for name, _, value in (line.partition(" ") for line in lines)
+        if not name.startswith("#") and "{" not in name and value
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
