@@ -267,7 +267,7 @@ class Orchestrator:
         for partition, saga_id, token, due_ms in due:
             self._produce(timer_out(self.topics.inbox, partition, saga_id, token, due_ms))
             batch.fired[saga_id] = token
-        self.metrics.timers_fired.inc(len(due))
+        self.telemetry.timers_fired(len(due))
         crash_point("after-produce")
         self.beat()
         if self.producer.flush(30):
@@ -308,7 +308,7 @@ class Orchestrator:
         if folded.error is not None and event is not None:
             _log.error("decide raised", saga_id=event.saga_id, exc_info=folded.error)
         if folded.ignored is not None:
-            self.metrics.ignored.labels(folded.ignored).inc()
+            self.telemetry.ignored(folded.ignored)
         if folded.changed is not None:
             assert event is not None
             assert definition is not None
@@ -377,12 +377,12 @@ class Orchestrator:
         if not routed:
             reason = "bad-trigger" if errors else "unroutable-trigger"
             self._dead_letter(msg, source, reason, "TriggerError", "; ".join(errors)[:1000])
-        self.metrics.triggers.inc(routed)
+        self.telemetry.routed(routed)
 
     def _dead_letter(
         self, msg: Message, source: Source, reason: str, error_class: str, message: str
     ) -> None:
-        self.metrics.dead_letters.labels(reason).inc()
+        self.telemetry.dead_lettered(reason)
         _log.warning(
             "dead-lettered",
             reason=reason,

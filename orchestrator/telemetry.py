@@ -111,6 +111,10 @@ class _Pending:
     ended: list[tuple[AttemptEnded, int]] = field(default_factory=list)
     finished: list[_Finished] = field(default_factory=list)
     timers: Counter[int] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    routed: int = 0
+    fired: int = 0
 
 
 class Telemetry:
@@ -153,6 +157,19 @@ class Telemetry:
         if delta:
             pending.timers[source.partition] += delta
 
+    def ignored(self, reason: str) -> None:
+        """A record that changes nothing by design (a duplicate start, a stale reply or timer)."""
+        self._pending.ignored[reason] += 1
+
+    def dead_lettered(self, reason: str) -> None:
+        self._pending.dead_letters[reason] += 1
+
+    def routed(self, triggers: int) -> None:
+        self._pending.routed += triggers
+
+    def timers_fired(self, timers: int) -> None:
+        self._pending.fired += timers
+
     def aborted(self) -> None:
         self._pending = _Pending()
 
@@ -163,6 +180,14 @@ class Telemetry:
             m.started.labels(saga_type).inc(count)
         for action, count in pending.commands.items():
             m.commands.labels(action).inc(count)
+        for reason, count in pending.ignored.items():
+            m.ignored.labels(reason).inc(count)
+        for reason, count in pending.dead_letters.items():
+            m.dead_letters.labels(reason).inc(count)
+        if pending.routed:
+            m.triggers.inc(pending.routed)
+        if pending.fired:
+            m.timers_fired.inc(pending.fired)
         for ended, end_ns in pending.ended:
             seconds = max(0.0, end_ns / 1e9 - ended.sent_ms / 1e3)
             key = (ended.saga_type, ended.step, ended.action, ended.outcome)

@@ -225,3 +225,27 @@ def test_exporter_choice_fails_fast_with_the_fix() -> None:
         otlp = span_processor("otlp")
         assert otlp is not None
         otlp.shutdown()
+
+
+def test_record_counters_are_published_on_commit_and_dropped_on_abort() -> None:
+    metrics = Metrics()
+    telemetry = Telemetry(metrics)
+
+    def value(name: str, **labels: str) -> float:
+        return metrics.registry.get_sample_value(name, labels) or 0.0
+
+    def observe() -> None:  # what one batch reports while its transaction is open
+        telemetry.ignored("stale-timer")
+        telemetry.dead_lettered("bad-marker")
+        telemetry.routed(3)
+        telemetry.timers_fired(2)
+
+    observe()
+    telemetry.aborted()  # the batch is redone ...
+    observe()
+    assert value("ksaga_triggers_routed_total") == 0  # nothing counted before the commit
+    telemetry.committed()  # ... and counts once
+    assert value("ksaga_inputs_ignored_total", reason="stale-timer") == 1
+    assert value("ksaga_dead_letters_total", reason="bad-marker") == 1
+    assert value("ksaga_triggers_routed_total") == 3
+    assert value("ksaga_timers_fired_total") == 2
