@@ -68,7 +68,7 @@ from connectors.records import (
 from orchestrator.clock import wall_ms
 from orchestrator.core import Action, idempotency_key
 from orchestrator.errors import ConfigError, DecodeError
-from orchestrator.kafka import build_client
+from orchestrator.kafka import build_client, poll_batch
 from orchestrator.logs import RecordContext, handling
 from orchestrator.tracing import extract_context, inject_headers
 from schemas.codec import RecordType, SchemaCatalog, default_catalog
@@ -217,7 +217,7 @@ class Participant:
         self.open()
         wait = self.config.poll_timeout_s if timeout is None else timeout
         batch: list[Message] = []
-        for msg in self._consumer.consume(self.config.batch_size, wait):
+        for msg in poll_batch(self._consumer, self.config.batch_size, wait):
             err = msg.error()
             if err is None:
                 batch.append(msg)

@@ -43,7 +43,13 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".ksaga/state")
     sagas_module: str = "sagas"
     batch_max_records: int = Field(default=500, ge=1, le=100_000)
-    batch_max_ms: int = Field(default=20, ge=1, le=10_000)
+    batch_max_ms: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="longest wait for a first record; a batch is then what is already fetched"
+        " (up to batch_max_records), and a turn with no record still fires due timers",
+    )
     linger_ms: int = Field(default=2, ge=0, le=1_000)
     transaction_timeout_ms: int = Field(default=30_000, ge=1_000, le=900_000)
     liveness_timeout_s: float = Field(

@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Producer
+from confluent_kafka import (
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+)
 from confluent_kafka import TopicPartition as _TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
@@ -34,6 +41,7 @@ __all__ = [
     "new_consumer",
     "new_producer",
     "new_restore_consumer",
+    "poll_batch",
     "producer_config",
     "watermarks",
 ]
@@ -210,3 +218,21 @@ def watermarks(
         request, isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=timeout
     )
     return {(tp.topic, tp.partition): int(f.result(timeout).offset) for tp, f in futures.items()}
+
+
+def poll_batch(consumer: Consumer, max_records: int, timeout_s: float) -> list[Message]:
+    """Up to ``max_records`` records: wait at most ``timeout_s`` for the first, then take only
+    what the client has already fetched.
+
+    ``Consumer.consume(n, timeout)`` returns when it has ``n`` records *or* the timeout expired,
+    so under light load every record waited the whole timeout before it was handled: a step of a
+    saga paid it once in the orchestrator and once in the participant. Waiting for the first
+    record only handles a lone reply at once, and a busy partition still comes in full batches
+    (the fetch queue holds them already).
+    """
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    if max_records <= 1:
+        return [first]
+    return [first, *consumer.consume(max_records - 1, 0)]

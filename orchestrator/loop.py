@@ -53,7 +53,7 @@ from orchestrator.core import (
 from orchestrator.crashpoints import crash_point, stall_point
 from orchestrator.errors import KsagaError
 from orchestrator.inbox import fold_record
-from orchestrator.kafka import ErrorClass, classify
+from orchestrator.kafka import ErrorClass, classify, poll_batch
 from orchestrator.logs import RecordContext, handling
 from orchestrator.metrics import Metrics
 from orchestrator.partitioning import partition_for
@@ -173,8 +173,8 @@ class Orchestrator:
             if sample:
                 self._gauges_due = self.heartbeat + self.gauge_interval_s
                 self.telemetry.lags(lags)
-        polled = self.consumer.consume(
-            self.settings.batch_max_records, timeout=self.settings.batch_max_ms / 1000
+        polled = poll_batch(
+            self.consumer, self.settings.batch_max_records, self.settings.batch_max_ms / 1000
         )
         messages = self._owned(polled)
         due = self._due_timers(clock.wall_ms())

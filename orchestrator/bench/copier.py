@@ -20,6 +20,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from orchestrator import clock
+from orchestrator.kafka import poll_batch
 from orchestrator.testing.kafka_cluster import wait_for
 
 __all__ = ["CopierResult", "run_copier"]
@@ -121,7 +122,7 @@ def run_copier(
         while copied < records:
             if clock.monotonic() > deadline:
                 raise TimeoutError(f"the copier copied {copied}/{records} in {timeout_s:g} s")
-            batch = consumer.consume(batch_max_records, batch_max_ms / 1000)
+            batch = poll_batch(consumer, batch_max_records, batch_max_ms / 1000)
             batch = [m for m in batch if m.error() is None]
             if not batch:
                 continue
