@@ -197,13 +197,13 @@ class Orchestrator:
             return
         held = self._trigger_partitions()
         if change:
-            self.consumer.pause(held)
+            if held:
+                self.consumer.pause(held)
             self.metrics.gate_closed.inc()
-            _log.info(
-                "inbox backlog high: holding new sagas", backlog=backlog, partitions=len(held)
-            )
+            _log.info("inbox backlog high: holding new sagas", backlog=backlog, held=len(held))
         else:
-            self.consumer.resume(held)
+            if held:
+                self.consumer.resume(held)
             _log.info("inbox backlog down: taking new sagas again", backlog=backlog)
         self.metrics.gate_state.set(int(change))
 
@@ -410,10 +410,9 @@ class Orchestrator:
         """Queue ``record`` in the open transaction.
 
         Only state records (``checkpoint``) ask for a delivery report: their offsets are the
-        store's checkpoints.
-        Any other record that fails puts the transaction in librdkafka's abortable state, and
-        ``commit_transaction`` then raises (ABORT, the batch is redone), so a report per record
-        would be a Python call per record for nothing.
+        store's checkpoints. Any other record that fails puts the transaction in librdkafka's
+        abortable state, and ``commit_transaction`` then raises (ABORT, the batch is redone),
+        so a report per record would be a Python call per record for nothing.
         """
         kwargs: dict[str, Any] = {
             "key": record.key,
