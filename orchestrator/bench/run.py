@@ -64,12 +64,7 @@ from orchestrator.bench.report import (
 )
 from orchestrator.bench.restore import RestoreBenchConfig, run_restore
 from orchestrator.testing.checker import CheckInput, check, read_to_end
-from orchestrator.testing.kafka_cluster import (
-    SERVER_JVM_FLAGS,
-    KafkaBroker,
-    free_ports,
-    wait_for,
-)
+from orchestrator.testing.kafka_cluster import KafkaBroker, free_ports, wait_for
 from orchestrator.testing.system import (
     TERMINAL,
     ChildProcess,
@@ -288,8 +283,8 @@ def _terminal_states(messages: Sequence[Message], state_topic: str) -> dict[str,
 def _system(config: BenchConfig, root: Path) -> Iterator[tuple[str, KafkaBroker | None]]:
     broker: KafkaBroker | None = None
     if config.bootstrap is None:
-        _console.print("starting a local Apache Kafka broker (KRaft, Kafka's server JVM flags)...")
-        broker = KafkaBroker(root / "kafka", heap="1g", jvm_flags=SERVER_JVM_FLAGS).start()
+        _console.print("starting a local Apache Kafka broker (KRaft)...")
+        broker = KafkaBroker(root / "kafka").start()
     try:
         yield broker.bootstrap_servers if broker else str(config.bootstrap), broker
     finally:

@@ -37,7 +37,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -47,16 +47,15 @@ if TYPE_CHECKING:
     from confluent_kafka.admin._metadata import PartitionMetadata
 
 from orchestrator.errors import KafkaClusterError
+from orchestrator.testing.broker_security import BrokerSecurity
 from orchestrator.testing.proxied_listeners import ProxiedListeners
 
 __all__ = [
-    "SERVER_JVM_FLAGS",
     "KRaftCluster",
     "KafkaBroker",
     "KafkaCluster",
     "KafkaJars",
     "KafkaNode",
-    "ListenerSecurity",
     "kafka_jars",
     "wait_for",
 ]
@@ -73,17 +72,6 @@ JVM_FLAGS: tuple[str, ...] = (
     "-XX:-UsePerfData",
     "-Djava.awt.headless=true",
 )
-SERVER_JVM_FLAGS: tuple[str, ...] = (
-    "-XX:+UseG1GC",
-    "-XX:MaxGCPauseMillis=20",
-    "-XX:InitiatingHeapOccupancyPercent=35",
-    "-XX:+ExplicitGCInvokesConcurrent",
-    "-XX:MaxInlineLevel=15",
-    "-Djava.awt.headless=true",
-)
-"""Kafka's own ``kafka-run-class.sh`` performance flags (G1, full JIT): a broker as production
-runs it, for ``ksaga bench``. A C1-only JVM starts faster but spends more CPU per request, which
-a benchmark would charge to the system under test."""
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 LOG_TAIL_LINES = 40
@@ -189,17 +177,9 @@ class KafkaJars:
                 self._cds_claimed = False
 
     def java_command(
-        self,
-        main: str,
-        *args: str,
-        heap: str,
-        logs_dir: Path,
-        cds_dump: Path | None = None,
-        jvm_flags: Sequence[str] = JVM_FLAGS,
+        self, main: str, *args: str, heap: str, logs_dir: Path, cds_dump: Path | None = None
     ) -> list[str]:
-        if tuple(jvm_flags) != JVM_FLAGS:
-            share = []  # the archive was dumped by a JVM with the test flags
-        elif cds_dump is not None:
+        if cds_dump is not None:
             share = [f"-XX:ArchiveClassesAtExit={cds_dump}"]
         elif self.cds_archive.is_file() and os.environ.get("KSAGA_KAFKA_CDS", "1") != "0":
             share = [f"-XX:SharedArchiveFile={self.cds_archive}"]
@@ -209,7 +189,7 @@ class KafkaJars:
             str(self.java),
             f"-Xms{heap}",
             f"-Xmx{heap}",
-            *jvm_flags,
+            *JVM_FLAGS,
             *share,
             f"-Dkafka.logs.dir={logs_dir}",
             f"-Dlog4j2.configurationFile={self.log4j_config}",
@@ -458,10 +438,8 @@ class KafkaNode:
         jars: KafkaJars,
         *,
         heap: str = HEAP,
-        jvm_flags: Sequence[str] = JVM_FLAGS,
     ) -> None:
         self.node_id = node_id
-        self.jvm_flags = tuple(jvm_flags)
         self.workdir = workdir
         self.port = port
         self.controller_port = controller_port
@@ -535,7 +513,6 @@ class KafkaNode:
             heap=self.heap,
             logs_dir=self.log_dir,
             cds_dump=self._cds_dump,
-            jvm_flags=self.jvm_flags,
         )
         with self.stdout_log.open("ab") as out:
             out.write(f"\n==== starting: {' '.join(cmd)}\n".encode())
@@ -643,28 +620,6 @@ class KafkaNode:
 # --------------------------------------------------------------------------- clusters
 
 
-class ListenerSecurity(Protocol):
-    """How a secured cluster authenticates (and maybe authorises) clients: an overlay.
-
-    Implemented by ``broker_security.BrokerSecurity`` (SASL/SCRAM + ACLs), ``broker_tls.BrokerTls``
-    (mutual TLS) and ``broker_oauth.BrokerOAuth`` (unsecured OAUTHBEARER + ACLs). The listener
-    *names* stay ``PLAINTEXT``/``CONTROLLER``/``PX_*``; an overlay rewrites only their protocols
-    and adds its settings, so the rest of the harness is unchanged.
-    """
-
-    def format_args(self) -> list[str]:
-        """Extra ``kafka-storage format`` arguments (credentials in the bootstrap metadata)."""
-        ...
-
-    def broker_properties(self, base: Mapping[str, str]) -> dict[str, str]:
-        """Settings laid over a node's ``base`` properties."""
-        ...
-
-    def client_config(self) -> dict[str, Any]:
-        """librdkafka settings of the harness's own clients (a super user where ACLs apply)."""
-        ...
-
-
 def _client_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
     """librdkafka settings for the harness's own clients; their logs go to Python logging."""
     return {"bootstrap.servers": bootstrap, "logger": _log, **extra}
@@ -682,11 +637,9 @@ class KRaftCluster:
         extra_config: Mapping[str, str] | None,
         ready_timeout: float,
         proxied: Sequence[str] = (),
-        security: ListenerSecurity | None = None,
-        jvm_flags: Sequence[str] = JVM_FLAGS,
+        security: BrokerSecurity | None = None,
     ) -> None:
         self.size = size
-        self.jvm_flags = tuple(jvm_flags)
         self.proxied = ProxiedListeners(proxied)
         self.security = security
         self._own_workdir = workdir is None
@@ -713,7 +666,7 @@ class KRaftCluster:
     def _replication_config(self) -> dict[str, str]:
         raise NotImplementedError
 
-    # -- authentication and ACLs (only with ``security``; see ListenerSecurity)
+    # -- SASL/SCRAM and ACLs (only with ``security``; see broker_security.py)
 
     def _secured(self, properties: dict[str, str]) -> dict[str, str]:
         if self.security is None:
@@ -821,21 +774,15 @@ class KRaftCluster:
         for index, (port, cport) in enumerate(pairs):
             node_id = index + 1
             node = KafkaNode(
-                node_id,
-                self.workdir / f"node-{node_id}",
-                port,
-                cport,
-                self.jars,
-                heap=self.heap,
-                jvm_flags=self.jvm_flags,
+                node_id, self.workdir / f"node-{node_id}", port, cport, self.jars, heap=self.heap
             )
             node.write_config(self._secured(self.node_properties(node, quorum)))
             self.nodes.append(node)
         t0 = time.monotonic()
-        extra_args = self.security.format_args() if self.security is not None else []
+        scram = self.security.format_args() if self.security is not None else []
         self._parallel(
             lambda node: node.format(
-                self.cluster_id, standalone=self._standalone(), extra_args=extra_args
+                self.cluster_id, standalone=self._standalone(), extra_args=scram
             )
         )
         t1 = time.monotonic()
@@ -1079,12 +1026,11 @@ class KafkaBroker(KRaftCluster):
         extra_config: Mapping[str, str] | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
         proxied: Sequence[str] = (),
-        security: ListenerSecurity | None = None,
-        jvm_flags: Sequence[str] = JVM_FLAGS,
+        security: BrokerSecurity | None = None,
     ) -> None:
         super().__init__(
             1, workdir, heap=heap, extra_config=extra_config, ready_timeout=ready_timeout,
-            proxied=proxied, security=security, jvm_flags=jvm_flags,
+            proxied=proxied, security=security,
         )  # fmt: skip
 
     def _quorum_config(self, ports: Sequence[tuple[int, int]]) -> dict[str, str]:
@@ -1122,7 +1068,7 @@ class KafkaCluster(KRaftCluster):
         extra_config: Mapping[str, str] | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
         proxied: Sequence[str] = (),
-        security: ListenerSecurity | None = None,
+        security: BrokerSecurity | None = None,
     ) -> None:
         if size < 3:
             raise KafkaClusterError(f"KafkaCluster needs 3+ nodes (got {size}); use KafkaBroker")
