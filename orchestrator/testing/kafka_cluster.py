@@ -37,7 +37,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from confluent_kafka.admin._metadata import PartitionMetadata
 
 from orchestrator.errors import KafkaClusterError
-from orchestrator.testing.broker_security import BrokerSecurity
 from orchestrator.testing.proxied_listeners import ProxiedListeners
 
 __all__ = [
@@ -56,6 +55,7 @@ __all__ = [
     "KafkaCluster",
     "KafkaJars",
     "KafkaNode",
+    "ListenerSecurity",
     "kafka_jars",
     "wait_for",
 ]
@@ -620,6 +620,28 @@ class KafkaNode:
 # --------------------------------------------------------------------------- clusters
 
 
+class ListenerSecurity(Protocol):
+    """How a secured cluster authenticates (and maybe authorises) clients: an overlay.
+
+    Implemented by ``broker_security.BrokerSecurity`` (SASL/SCRAM + ACLs), ``broker_tls.BrokerTls``
+    (mutual TLS) and ``broker_oauth.BrokerOAuth`` (unsecured OAUTHBEARER + ACLs). The listener
+    *names* stay ``PLAINTEXT``/``CONTROLLER``/``PX_*``; an overlay rewrites only their protocols
+    and adds its settings, so the rest of the harness is unchanged.
+    """
+
+    def format_args(self) -> list[str]:
+        """Extra ``kafka-storage format`` arguments (credentials in the bootstrap metadata)."""
+        ...
+
+    def broker_properties(self, base: Mapping[str, str]) -> dict[str, str]:
+        """Settings laid over a node's ``base`` properties."""
+        ...
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka settings of the harness's own clients (a super user where ACLs apply)."""
+        ...
+
+
 def _client_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
     """librdkafka settings for the harness's own clients; their logs go to Python logging."""
     return {"bootstrap.servers": bootstrap, "logger": _log, **extra}
@@ -637,7 +659,7 @@ class KRaftCluster:
         extra_config: Mapping[str, str] | None,
         ready_timeout: float,
         proxied: Sequence[str] = (),
-        security: BrokerSecurity | None = None,
+        security: ListenerSecurity | None = None,
     ) -> None:
         self.size = size
         self.proxied = ProxiedListeners(proxied)
@@ -666,7 +688,7 @@ class KRaftCluster:
     def _replication_config(self) -> dict[str, str]:
         raise NotImplementedError
 
-    # -- SASL/SCRAM and ACLs (only with ``security``; see broker_security.py)
+    # -- authentication and ACLs (only with ``security``; see ListenerSecurity)
 
     def _secured(self, properties: dict[str, str]) -> dict[str, str]:
         if self.security is None:
@@ -779,10 +801,10 @@ class KRaftCluster:
             node.write_config(self._secured(self.node_properties(node, quorum)))
             self.nodes.append(node)
         t0 = time.monotonic()
-        scram = self.security.format_args() if self.security is not None else []
+        extra_args = self.security.format_args() if self.security is not None else []
         self._parallel(
             lambda node: node.format(
-                self.cluster_id, standalone=self._standalone(), extra_args=scram
+                self.cluster_id, standalone=self._standalone(), extra_args=extra_args
             )
         )
         t1 = time.monotonic()
@@ -1026,7 +1048,7 @@ class KafkaBroker(KRaftCluster):
         extra_config: Mapping[str, str] | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
         proxied: Sequence[str] = (),
-        security: BrokerSecurity | None = None,
+        security: ListenerSecurity | None = None,
     ) -> None:
         super().__init__(
             1, workdir, heap=heap, extra_config=extra_config, ready_timeout=ready_timeout,
@@ -1068,7 +1090,7 @@ class KafkaCluster(KRaftCluster):
         extra_config: Mapping[str, str] | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
         proxied: Sequence[str] = (),
-        security: BrokerSecurity | None = None,
+        security: ListenerSecurity | None = None,
     ) -> None:
         if size < 3:
             raise KafkaClusterError(f"KafkaCluster needs 3+ nodes (got {size}); use KafkaBroker")
