@@ -219,9 +219,12 @@ def rss_rows(rss: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
     for name, p in rss["processes"].items():
         levels = f"{p['first_mb']:,.1f} / {p['last_mb']:,.1f} / {p['max_mb']:,.1f}"
-        slopes = f"{_signed(p['slope_mb_per_min'])}; {_signed(p['mb_per_100k_sagas'])}"
+        slopes = " / ".join(
+            _signed(p[k])
+            for k in ("slope_mb_per_min", "late_slope_mb_per_min", "mb_per_100k_sagas")
+        )
         rows.append((f"  {name} RSS first/last/max (MiB)", levels))
-        rows.append((f"  {name} RSS slope (MiB/min; /100k sagas)", slopes))
+        rows.append((f"  {name} RSS slope MiB/min, 2nd half; /100k sagas", slopes))
     return rows
 
 

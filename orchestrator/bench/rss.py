@@ -103,9 +103,10 @@ def _slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
 def summarise(samples: Sequence[RssSample], warmup_s: float | None = None) -> dict[str, Any]:
     """First, last and max MiB and the slopes, per process, over the samples after warm-up.
 
-    ``slope_mb_per_min``: least squares of MiB on minutes; ``mb_per_100k_sagas``: of MiB on
-    sagas finished (None when fewer than two distinct points). ``warmup_s`` defaults to
-    :func:`warmup_for` the sampled duration.
+    ``slope_mb_per_min``: least squares of MiB on minutes; ``late_slope_mb_per_min``: the same
+    over the second half of those samples (a cache filling up slows down, a leak does not);
+    ``mb_per_100k_sagas``: of MiB on sagas finished (None when fewer than two distinct points).
+    ``warmup_s`` defaults to :func:`warmup_for` the sampled duration.
     """
     duration = samples[-1].t_s - samples[0].t_s if samples else 0.0
     warmup = warmup_for(duration) if warmup_s is None else warmup_s
@@ -122,11 +123,14 @@ def summarise(samples: Sequence[RssSample], warmup_s: float | None = None) -> di
     for name in kept[0].mb if kept else ():
         mb = [s.mb[name] for s in kept]
         per_min, per_sagas = _slope(minutes, mb), _slope(sagas, mb)
+        half = len(kept) // 2
+        late = _slope(minutes[half:], mb[half:])
         summary["processes"][name] = {
             "first_mb": round(mb[0], 1),
             "last_mb": round(mb[-1], 1),
             "max_mb": round(max(mb), 1),
             "slope_mb_per_min": None if per_min is None else round(per_min, 3),
+            "late_slope_mb_per_min": None if late is None else round(late, 3),
             "mb_per_100k_sagas": None if per_sagas is None else round(per_sagas, 2),
         }
     return summary

@@ -84,6 +84,7 @@ def test_a_short_latency_run_samples_rss_over_time(tmp_path: Path) -> None:
         assert 0 < p["first_mb"] <= p["max_mb"], name
         assert p["last_mb"] <= p["max_mb"], name
         assert isinstance(p["slope_mb_per_min"], float), name
+        assert isinstance(p["late_slope_mb_per_min"], float), name
     # The replica's current RSS never exceeds its lifetime peak, read after the window.
     assert rss["processes"]["replica-0"]["max_mb"] <= figures["replica_peak_rss_mb"][0]
     rows = timeline.read_text().splitlines()

@@ -6,6 +6,7 @@ No broker: the samples are synthetic, and the sampler samples this test process.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import threading
 from pathlib import Path
@@ -37,6 +38,7 @@ def test_a_steady_leak_gives_its_slope_per_minute_and_per_100k_sagas() -> None:
     assert summary["sagas"] == 19 * 60 * 150
     leak = summary["processes"]["replica-0"]
     assert leak["slope_mb_per_min"] == pytest.approx(0.5)
+    assert leak["late_slope_mb_per_min"] == pytest.approx(0.5)  # a leak does not slow down
     # 0.5 MiB per minute at 9,000 sagas per minute.
     assert leak["mb_per_100k_sagas"] == pytest.approx(0.5 / 9_000 * 100_000, abs=0.01)
     assert (leak["first_mb"], leak["last_mb"], leak["max_mb"]) == (100.5, 110.0, 110.0)
@@ -56,6 +58,15 @@ def test_the_warm_up_ramp_is_left_out_so_a_plateau_is_flat() -> None:
     with_ramp = summarise(timeline({"replica-0": replica}), warmup_s=0)
     assert with_ramp["processes"]["replica-0"]["slope_mb_per_min"] > 1
     assert with_ramp["samples"] == 121
+
+
+def test_a_cache_filling_up_slows_down_in_the_second_half() -> None:
+    # 64 MiB filling with a 5-minute time constant, sampled for 20 minutes.
+    replica = [100 + 64 * (1 - math.exp(-(i * 5 / 60) / 5)) for i in range(241)]
+    p = summarise(timeline({"replica-0": replica}))["processes"]["replica-0"]
+    assert p["slope_mb_per_min"] > 1.5
+    assert 0 < p["late_slope_mb_per_min"] < p["slope_mb_per_min"] / 3
+    assert p["max_mb"] == p["last_mb"] < 164
 
 
 def test_short_windows_warm_up_for_half_and_too_few_points_give_no_slope() -> None:
@@ -114,6 +125,7 @@ def test_the_table_shows_the_window_and_each_process() -> None:
     window = "RSS sampled every 5 s after 60 s warm-up"
     assert rows[window] == "18 samples, 1.4 min, 12,750 sagas"
     assert rows["  replica-0 RSS first/last/max (MiB)"] == "112.0 / 129.0 / 129.0"
-    assert rows["  replica-0 RSS slope (MiB/min; /100k sagas)"] == "+12.000; +133.330"
+    slopes = rows["  replica-0 RSS slope MiB/min, 2nd half; /100k sagas"]
+    assert slopes == "+12.000 / +12.000 / +133.330"
     table = result_table({"replica_peak_rss_mb": [129.0], "rss": {"interval_s": 5.0, **summary}})
     assert table.row_count == 1 + 1 + 2
