@@ -23,6 +23,7 @@ __all__ = [
     "parse_histograms",
     "peak_rss_mb",
     "result_table",
+    "rss_rows",
     "sample_quantile",
 ]
 
@@ -201,7 +202,34 @@ def result_table(result: Mapping[str, Any]) -> Table:
         value = result.get(key)
         if value is not None:
             table.add_row(label, _fmt(fmt, value))
+        if key == "replica_peak_rss_mb" and result.get("rss"):
+            for row in rss_rows(result["rss"]):
+                table.add_row(*row)
     return table
+
+
+def rss_rows(rss: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The RSS timeline's summary (``rss.summarise``) as table rows: the window, then per
+    process first / last / max and the slopes."""
+    rows = [
+        (
+            f"RSS sampled every {rss['interval_s']:g} s after {rss['warmup_s']:g} s warm-up",
+            f"{rss['samples']} samples, {rss['minutes']:,.1f} min, {rss['sagas']:,} sagas",
+        )
+    ]
+    for name, p in rss["processes"].items():
+        levels = f"{p['first_mb']:,.1f} / {p['last_mb']:,.1f} / {p['max_mb']:,.1f}"
+        slopes = " / ".join(
+            _signed(p[k])
+            for k in ("slope_mb_per_min", "late_slope_mb_per_min", "mb_per_100k_sagas")
+        )
+        rows.append((f"  {name} RSS first/last/max (MiB)", levels))
+        rows.append((f"  {name} RSS slope MiB/min, 2nd half; /100k sagas", slopes))
+    return rows
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+,.3f}"
 
 
 def compare_rows(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:

@@ -25,6 +25,10 @@ first measured trigger, after the warm-up sagas finished):
 * CPU: utime + stime from ``/proc/<pid>/stat`` at t0 and just before the replicas are stopped,
   for the replicas, the participants and the broker JVM; peak RSS is ``VmHWM`` of each replica
   (whole lifetime, including start-up and the warm-up).
+* RSS over time (``--rate`` only): ``rss.RssSampler`` reads each replica's and the
+  participants' ``VmRSS`` every ``--rss-interval`` s from t0 until every saga finished;
+  ``rss.summarise`` reports first/last/max and the least-squares slope (MiB/min, MiB per 100k
+  sagas) after a warm-up (the first minute, or half of a shorter window).
 * ``--ceiling``: ``copier.run_copier`` on the same broker after the replicas stopped.
 """
 
@@ -63,6 +67,7 @@ from orchestrator.bench.report import (
     sample_quantile,
 )
 from orchestrator.bench.restore import RestoreBenchConfig, run_restore
+from orchestrator.bench.rss import RssSampler, summarise, write_csv
 from orchestrator.testing.checker import CheckInput, check, read_to_end
 from orchestrator.testing.kafka_cluster import KafkaBroker, free_ports, wait_for
 from orchestrator.testing.system import (
@@ -97,6 +102,8 @@ class BenchConfig:
     restore: bool = False
     restore_states: int = 1_000_000
     warmup: int = WARMUP
+    rss_interval_s: float = 5.0
+    rss_csv: Path | None = None
 
 
 class BenchFailed(Exception):
@@ -373,7 +380,11 @@ class _Run:
         self.start()
         self.warm_up()
         start = self.snapshot()
-        t0_ms = self.publish_and_wait()
+        sampler = self.rss_sampler()
+        try:
+            t0_ms = self.publish_and_wait()
+        finally:
+            samples = sampler.stop() if sampler else []
         messages, states = self.read_log()
         end = self.snapshot()
         rss = [round(peak_rss_mb(r.process.proc.pid), 1) for r in self.replicas if r.process.proc]
@@ -382,9 +393,24 @@ class _Run:
             return False
         self.figures(t0_ms, messages, states, start, end)
         self.result["replica_peak_rss_mb"] = rss
+        if samples:
+            self.result["rss"] = {"interval_s": self.config.rss_interval_s, **summarise(samples)}
+            if self.config.rss_csv is not None:
+                write_csv(samples, self.config.rss_csv)
         if self.config.ceiling:
             self.ceiling(messages)
         return True
+
+    def rss_sampler(self) -> RssSampler | None:
+        """Constant load only (``--rate``): the replicas' and participants' RSS over time."""
+        if not self.config.rate:
+            return None
+        pids = {k.removeprefix("replica:"): p for k, p in self.pids.items() if k != "broker"}
+
+        def sagas() -> float:
+            return sum(r.finished() for r in self.replicas)
+
+        return RssSampler(pids, sagas, self.config.rss_interval_s).start()
 
     def stop(self) -> None:
         for process in self.processes:
@@ -617,6 +643,10 @@ class _Run:
 )
 @click.option("--seed", type=int, default=7, show_default=True, help="Participants' seed.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(1), default=900.0, show_default=True)
+@click.option("--rss-interval", "rss_interval_s", type=click.FloatRange(min=0.1), default=5.0,
+              show_default=True, help="With --rate: seconds between RSS samples.")  # fmt: skip
+@click.option("--rss-csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --rate: write the RSS timeline (CSV) to this file.")  # fmt: skip
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the result as a JSON object to this file.")  # fmt: skip
 @click.option(
@@ -639,6 +669,8 @@ def bench_command(
     bootstrap: str | None,
     seed: int,
     timeout_s: float,
+    rss_interval_s: float,
+    rss_csv: Path | None,
     json_path: Path | None,
     compare: tuple[Path, Path] | None,
 ) -> None:
@@ -657,7 +689,8 @@ def bench_command(
     config = BenchConfig(
         n=n, replicas=replicas, partitions=partitions, rate=rate, ceiling=ceiling,
         bootstrap=bootstrap, seed=seed, timeout_s=timeout_s, restore=restore,
-        restore_states=restore_states, warmup=warmup,
+        restore_states=restore_states, warmup=warmup, rss_interval_s=rss_interval_s,
+        rss_csv=rss_csv,
     )  # fmt: skip
     try:
         result = run_bench(config)

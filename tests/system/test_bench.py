@@ -61,6 +61,40 @@ def test_a_short_throughput_run_with_ceiling_writes_a_checked_json(tmp_path: Pat
 
 
 @pytest.mark.kafka
+def test_a_short_latency_run_samples_rss_over_time(tmp_path: Path) -> None:
+    out, timeline = tmp_path / "latency.json", tmp_path / "rss.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator.bench", "-n", "200", "--rate", "50",
+         "--partitions", "2", "--rss-interval", "0.5", "--rss-csv", str(timeline),
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert figures["check_passed"] is True
+    assert (figures["mode"], figures["rate"]) == ("latency", 50.0)
+    for key in ("latency_p50_ms", "latency_p99_ms", "latency_max_ms"):
+        assert figures[key] > 0, key
+    rss = figures["rss"]
+    assert rss["interval_s"] == 0.5
+    assert rss["samples"] >= 2
+    assert 0 < rss["warmup_s"] <= 60
+    assert 0 <= rss["sagas"] <= 200
+    assert set(rss["processes"]) == {"replica-0", "participants"}
+    for name, p in rss["processes"].items():
+        assert 0 < p["first_mb"] <= p["max_mb"], name
+        assert p["last_mb"] <= p["max_mb"], name
+        assert isinstance(p["slope_mb_per_min"], float), name
+        assert isinstance(p["late_slope_mb_per_min"], float), name
+    # The replica's current RSS never exceeds its lifetime peak, read after the window.
+    assert rss["processes"]["replica-0"]["max_mb"] <= figures["replica_peak_rss_mb"][0]
+    rows = timeline.read_text().splitlines()
+    assert rows[0] == "t_s,sagas,replica-0_mb,participants_mb"
+    assert len(rows) - 1 >= rss["samples"]
+    assert "replica-0 RSS slope" in result.stdout
+
+
+@pytest.mark.kafka
 def test_a_short_restore_run_checks_every_state_and_writes_its_figures(tmp_path: Path) -> None:
     out = tmp_path / "restore.json"
     result = subprocess.run(
