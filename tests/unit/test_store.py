@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
@@ -130,6 +130,46 @@ def test_due_timers_order_limit_until(store: SagaStore) -> None:
     assert store.due_timers(1, 4, 100) == []
     assert store.due_timers(1, 100, 0) == []
     assert store.due_timers(0, 100, 10) == []
+
+
+def test_a_timer_earlier_than_any_scanned_is_still_found(store: SagaStore) -> None:
+    """The RocksDB store seeks from a floor its last scan learnt; an earlier timer lowers it."""
+    store.apply(StoreBatch.of([(0, state("a", timer=timer(50))), (0, state("b", timer=timer(60)))]))
+    assert [t.saga_id for t in store.due_timers(0, 10, 10)] == []  # floor now 50
+    store.apply(StoreBatch.of([(0, state("a", 2, timer(70)))]))  # the first entry goes
+    assert [t.saga_id for t in store.due_timers(0, 100, 10)] == ["b", "a"]
+    store.apply(StoreBatch.of([(0, state("c", timer=timer(5)))]))  # below the floor
+    assert [t.saga_id for t in store.due_timers(0, 10, 10)] == ["c"]
+    store.apply(StoreBatch.of(deletes=[(0, "a"), (0, "b"), (0, "c")]))
+    assert store.due_timers(0, 10**12, 10) == []  # an empty partition: floor at the top
+    store.apply(StoreBatch.of([(0, state("d", timer=timer(1)))]))
+    assert store.due_timers(0, 10**12, 10) == [DueTimer(1, "d", "tok")]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from("abcdef"), st.one_of(st.none(), st.integers(0, 40)), st.integers(0, 40)
+        ),
+        max_size=40,
+    )
+)
+def test_due_timers_equal_a_full_scan_whatever_was_armed_and_removed(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, int | None, int]]
+) -> None:
+    rocks = open_rocks(tmp_path_factory.mktemp("floor"))
+    memory = MemorySagaStore()
+    try:
+        for version, (saga_id, due, until) in enumerate(steps, start=1):
+            put = state(saga_id, version, None if due is None else timer(due))
+            for made in (rocks, memory):
+                made.apply(StoreBatch.of([(2, put)]))
+            assert rocks.due_timers(2, until, 100) == memory.due_timers(2, until, 100)
+    finally:
+        rocks.close()
 
 
 def test_index_follows_timer_changes_and_deletes(store: SagaStore) -> None:
