@@ -471,7 +471,14 @@ class Orchestrator:
             self.store.apply(StoreBatch.of(puts, (), dict(self._state_offsets), batch.encoded))
         for saga_id in batch.overlay:
             self._fired.pop(saga_id, None)
-        self._fired.update(batch.fired)
+        for saga_id, token in batch.fired.items():
+            # A timer fired from the store's state while this batch also moved its saga (its
+            # reply came in): the new state names another timer or none, and remembering the
+            # old token would keep it here until a rebalance, lengthening every timer scan.
+            changed = batch.overlay.get(saga_id)
+            timer = None if changed is None else changed[1].timer
+            if changed is None or (timer is not None and timer.token == token):
+                self._fired[saga_id] = token
         self.telemetry.committed()
         self.metrics.transactions.inc()
 
