@@ -6,7 +6,6 @@ tokens, telemetry), so a real but unconnected producer and the in-memory store a
 
 from __future__ import annotations
 
-
 import pytest
 from confluent_kafka import Producer
 
