@@ -217,7 +217,8 @@ class Participant:
         self.open()
         wait = self.config.poll_timeout_s if timeout is None else timeout
         batch: list[Message] = []
-        for msg in poll_batch(self._consumer, self.config.batch_size, wait):
+        linger = self.config.batch_linger_s
+        for msg in poll_batch(self._consumer, self.config.batch_size, wait, linger):
             err = msg.error()
             if err is None:
                 batch.append(msg)

@@ -47,8 +47,14 @@ class Settings(BaseSettings):
         default=20,
         ge=1,
         le=10_000,
-        description="longest wait for a first record; a batch is then what is already fetched"
-        " (up to batch_max_records), and a turn with no record still fires due timers",
+        description="longest wait for a first record (a turn with none still fires due timers)",
+    )
+    batch_linger_ms: int = Field(
+        default=5,
+        ge=0,
+        le=10_000,
+        description="how long a batch keeps taking records after its first (up to"
+        " batch_max_records): each batch is one transaction",
     )
     linger_ms: int = Field(default=2, ge=0, le=1_000)
     transaction_timeout_ms: int = Field(default=30_000, ge=1_000, le=900_000)

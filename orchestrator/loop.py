@@ -173,8 +173,12 @@ class Orchestrator:
             if sample:
                 self._gauges_due = self.heartbeat + self.gauge_interval_s
                 self.telemetry.lags(lags)
+        settings = self.settings
         polled = poll_batch(
-            self.consumer, self.settings.batch_max_records, self.settings.batch_max_ms / 1000
+            self.consumer,
+            settings.batch_max_records,
+            settings.batch_max_ms / 1000,
+            settings.batch_linger_ms / 1000,
         )
         messages = self._owned(polled)
         due = self._due_timers(clock.wall_ms())
