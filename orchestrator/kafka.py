@@ -11,7 +11,9 @@ our ``transactional.id`` exists, or our transaction outlived ``transaction.timeo
 
 from __future__ import annotations
 
+import itertools
 import re
+import time
 from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Any, TypeVar
@@ -28,6 +30,7 @@ from confluent_kafka import TopicPartition as _TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
 
+from orchestrator import clock
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
 from orchestrator.kafka_config import KafkaClientConfig, env_name
@@ -214,10 +217,37 @@ def watermarks(
     request = {_TopicPartition(t, p): spec for t, p in partitions}
     if not request:
         return {}
-    futures = admin.list_offsets(
-        request, isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=timeout
-    )
-    return {(tp.topic, tp.partition): int(f.result(timeout).offset) for tp, f in futures.items()}
+    deadline = clock.monotonic() + timeout
+    for attempt in itertools.count():
+        futures = admin.list_offsets(
+            request, isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=timeout
+        )
+        try:
+            return {
+                (t.topic, t.partition): int(f.result(timeout).offset) for t, f in futures.items()
+            }
+        except KafkaException as exc:
+            # Right after a topic is created (or a leader moved) the broker answers
+            # NOT_LEADER_FOR_PARTITION until metadata settles: ask again, within ``timeout``.
+            error = exc.args[0] if exc.args else None
+            transient = isinstance(error, KafkaError) and (
+                error.retriable() or error.code() in _TRANSIENT_LIST_OFFSETS
+            )
+            pause = min(0.05 * 2**attempt, 1.0)
+            if not transient or clock.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+_TRANSIENT_LIST_OFFSETS = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.REQUEST_TIMED_OUT,
+    }
+)
 
 
 def poll_batch(

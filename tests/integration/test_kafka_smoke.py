@@ -26,7 +26,9 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
 
+from orchestrator.kafka import watermarks
 from orchestrator.testing.kafka_cluster import KafkaBroker, wait_for
 
 pytestmark = pytest.mark.kafka
@@ -350,3 +352,20 @@ def test_committed_waits_while_a_transaction_holds_offsets_for_the_group(
         metadata_source.close()
         new_owner.close()
     kafka_report("committed() on a read_committed consumer blocked until the txn was decided")
+
+
+def test_watermarks_wait_for_a_partition_that_is_not_there_yet(
+    kafka_broker: KafkaBroker, unique_topic: Callable[[str], str]
+) -> None:
+    """A restore right after topics are created met NOT_LEADER_FOR_PARTITION and exited; the
+    offsets lookup now asks again until the partition answers (within its timeout)."""
+    topic = unique_topic("late")
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
+    creator = threading.Timer(1.0, lambda: kafka_broker.create_topic(topic, 1))
+    creator.start()
+    try:
+        assert watermarks(admin, [(topic, 0)], timeout=30) == {(topic, 0): 0}
+    finally:
+        creator.join()
+    with pytest.raises(KafkaException):  # a partition that never comes: the timeout holds
+        watermarks(admin, [(unique_topic("never"), 0)], timeout=2)
