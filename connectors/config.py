@@ -30,7 +30,7 @@ class ParticipantConfig(BaseModel):
     dlq_topic: str = Field(default="ksaga.dlq", min_length=1)
     batch_size: int = Field(default=100, gt=0)  # records per consume -> flush -> commit cycle
     poll_timeout_s: float = Field(default=0.5, gt=0)
-    batch_linger_s: float = Field(default=0.005, ge=0)  # a batch's window after its first record
+    batch_linger_s: float = Field(default=0.0, ge=0)  # a batch's window after its first record
     flush_timeout_s: float = Field(default=30.0, gt=0)
     sync_writes: bool = True  # False trades the crash guarantee for throughput (benchmarks)
     # TLS, SASL, ...: the same passthrough as the orchestrator's (KSAGA_KAFKA__*), secrets hidden

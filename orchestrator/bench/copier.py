@@ -81,7 +81,7 @@ def run_copier(
     value_size: int = 200,
     batch_max_records: int = 500,
     batch_max_ms: int = 20,
-    batch_linger_ms: int = 5,
+    batch_linger_ms: int = 0,
     timeout_s: float = 600.0,
     topic_prefix: str = "bench.copier.",
 ) -> CopierResult:
@@ -123,7 +123,9 @@ def run_copier(
         while copied < records:
             if clock.monotonic() > deadline:
                 raise TimeoutError(f"the copier copied {copied}/{records} in {timeout_s:g} s")
-            batch = poll_batch(consumer, batch_max_records, batch_max_ms / 1000, batch_linger_ms / 1000)
+            batch = poll_batch(
+                consumer, batch_max_records, batch_max_ms / 1000, batch_linger_ms / 1000
+            )
             batch = [m for m in batch if m.error() is None]
             if not batch:
                 continue
