@@ -242,6 +242,7 @@ def watermarks(
 
 _TRANSIENT_LIST_OFFSETS = frozenset(
     {
+        KafkaError._NOENT,  # "no leaders found": the client's metadata has not caught up yet
         KafkaError.NOT_LEADER_FOR_PARTITION,
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError.UNKNOWN_TOPIC_OR_PART,
