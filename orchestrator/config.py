@@ -50,7 +50,7 @@ class Settings(BaseSettings):
         description="longest wait for a first record (a turn with none still fires due timers)",
     )
     batch_linger_ms: int = Field(
-        default=0,
+        default=20,
         ge=0,
         le=10_000,
         description="how long a batch keeps taking records after its first (up to"
