@@ -1,8 +1,10 @@
 """Wiring of one replica: settings -> sagas -> topics check -> store -> clients -> the loop.
 
-No logic of its own. Exit codes: 0 after a graceful stop (SIGTERM/SIGINT: the open transaction is
+No logic of its own. A fatal Kafka error (a fenced producer, a broken transaction, an expelled
+member) closes every client and rejoins with new ones over the same RocksDB, within the budget of
+``rejoin.py``. Exit codes: 0 after a graceful stop (SIGTERM/SIGINT: the open transaction is
 finished or aborted, the group is left, RocksDB closed), 1 for a configuration error found at
-start, 3 for a fatal Kafka error (fenced, or a broken transaction): the supervisor restarts us.
+start, 3 for a fatal Kafka error past the rejoin budget: the supervisor restarts us.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import structlog
+from confluent_kafka import Consumer, KafkaException, Producer
 
+from orchestrator import clock
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
 from orchestrator.heap import settle_heap
@@ -24,6 +29,7 @@ from orchestrator.loop import FatalError, Orchestrator
 from orchestrator.metrics import Metrics
 from orchestrator.probes import start_probe_server
 from orchestrator.registry import load_registry
+from orchestrator.rejoin import RejoinBudget
 from orchestrator.store import STORE_FORMAT_VERSION, RocksSagaStore, StoreMeta
 from orchestrator.topics import check_topics
 from orchestrator.tracing import SagaTracer, span_processor
@@ -69,67 +75,142 @@ def open_store(settings: Settings, partitions: int) -> RocksSagaStore:
     return store
 
 
+@dataclass
+class _Clients:
+    """One membership's Kafka clients. A rejoin closes them all and builds new ones, as a
+    restarted process would: nothing of a fenced producer or an expelled consumer is reused."""
+
+    consumer: Consumer
+    producer: Producer
+    restore_consumer: Consumer
+    closed: bool = False
+
+    @classmethod
+    def build(cls, settings: Settings) -> _Clients:
+        return cls(new_consumer(settings), new_producer(settings), new_restore_consumer(settings))
+
+    def close(self) -> None:
+        """Drop what the dead transaction still queued, then leave the group.
+
+        No commit logic runs: the loop never holds a transaction open between batches, and the
+        one a fatal error interrupted is the broker's to abort (or the new producer's
+        ``init_transactions``, which has the same ``transactional.id``, fences and aborts it).
+        """
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.producer.purge(in_queue=True, in_flight=True, blocking=False)
+        except KafkaException as exc:
+            _log.info("purging the old producer failed; dropping it", error=str(exc))
+        self.restore_consumer.close()
+        self.consumer.close()
+
+
+class _Current:
+    """What the probes and the watchdog read: the loop running now (a rejoin builds a new one)."""
+
+    def __init__(self, loop: Orchestrator) -> None:
+        self.loop = loop
+
+    @property
+    def heartbeat(self) -> float:
+        return self.loop.heartbeat
+
+    @property
+    def assigned(self) -> set[tuple[str, int]]:
+        return self.loop.assigned
+
+    @property
+    def pending_restore(self) -> set[int]:
+        return self.loop.pending_restore
+
+    @property
+    def active(self) -> set[int]:
+        return self.loop.active
+
+    @property
+    def ready(self) -> bool:
+        return self.loop.ready
+
+
 def run_replica(settings: Settings, stop: threading.Event | None = None) -> int:
     """Run until ``stop`` (or SIGTERM/SIGINT); return the process exit code."""
+    if stop is not None:
+        return _serve(settings, stop)
+    with _stop_on_signals() as signalled:
+        return _serve(settings, signalled)
+
+
+def _serve(settings: Settings, stop: threading.Event) -> int:
     try:
         registry = load_registry(settings.sagas_module)
         admin = new_admin(settings)
         partitions = check_topics(
             admin, settings, {*registry.trigger_topics, *registry.command_topics}
         )
-        consumer = new_consumer(settings)
-        producer = new_producer(settings)
-        restore_consumer = new_restore_consumer(settings)
+        clients = _Clients.build(settings)
         processor = span_processor(settings.otel_exporter)
     except ConfigError as exc:
         _log.error("configuration error", error=str(exc))
         print(f"ksaga: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     store = open_store(settings, partitions)
-    orchestrator = Orchestrator(
-        settings=settings,
-        registry=registry,
-        store=store,
-        consumer=consumer,
-        producer=producer,
-        restore_consumer=restore_consumer,
-        admin=admin,
-        partitions=partitions,
-        metrics=Metrics(),
-        tracer=None if processor is None else SagaTracer(processor),
-    )
+    metrics = Metrics()
+    tracer = None if processor is None else SagaTracer(processor)
+
+    def membership(clients: _Clients) -> Orchestrator:
+        return Orchestrator(
+            settings=settings,
+            registry=registry,
+            store=store,
+            consumer=clients.consumer,
+            producer=clients.producer,
+            restore_consumer=clients.restore_consumer,
+            admin=admin,
+            partitions=partitions,
+            metrics=metrics,
+            tracer=tracer,
+        )
+
+    current = _Current(membership(clients))
     probes = (
         start_probe_server(
-            settings.http_port,
-            orchestrator,
-            orchestrator.metrics.registry,
-            stale_after_s=settings.liveness_timeout_s,
+            settings.http_port, current, metrics.registry, stale_after_s=settings.liveness_timeout_s
         )
         if settings.http_port
         else None
     )
     watchdog = LoopWatchdog(
-        lambda: orchestrator.heartbeat, settings.liveness_timeout_s, EXIT_FATAL
+        lambda: current.heartbeat, settings.liveness_timeout_s, EXIT_FATAL
     ).start()
+    budget = RejoinBudget(settings.max_rejoins, settings.rejoin_window_s)
     code = 0
     settle_heap()
     try:
-        if stop is not None:
-            orchestrator.run(stop)
-        else:
-            with _stop_on_signals() as signalled:
-                orchestrator.run(signalled)
-    except FatalError as exc:
-        _log.error("fatal error; exiting for a restart", error=str(exc))
-        code = EXIT_FATAL
+        while True:
+            try:
+                current.loop.run(stop)
+                break
+            except FatalError as exc:
+                clients.close()
+                if not budget.take(clock.monotonic()):
+                    _log.error("fatal error; exiting for a restart", error=str(exc))
+                    code = EXIT_FATAL
+                    break
+                # As Kafka Streams treats a fenced producer (task migrated): close every client
+                # without committing, join again with new ones, restore what we are given.
+                metrics.rejoins.inc()
+                _log.warning("fatal Kafka error; rejoining with new clients", error=str(exc))
+                clients = _Clients.build(settings)
+                current.loop = membership(clients)
     finally:
+        clients.close()  # leaves the group; no transaction is open between batches
         watchdog.stop()
         if probes is not None:
             probes.shutdown()
-        restore_consumer.close()
-        consumer.close()  # leaves the group; no transaction is open between batches
         store.close()
-        if orchestrator.telemetry.tracer is not None:
-            orchestrator.telemetry.tracer.shutdown()  # exports the spans still buffered
-    _log.info("orchestrator stopped", exit_code=code)
+        if tracer is not None:
+            tracer.shutdown()  # exports the spans still buffered
+        _log.info("orchestrator stopped", exit_code=code)
     return code

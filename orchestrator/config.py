@@ -64,6 +64,14 @@ class Settings(BaseSettings):
         description="/live answers 503, and the watchdog ends the process, once the loop has"
         " made no progress for this long",
     )
+    max_rejoins: int = Field(
+        default=3,
+        ge=0,
+        description="after a fatal Kafka error (a fenced producer, an expelled member) rejoin"
+        " with new clients in-process at most this often per rejoin_window_s, then exit 3 for"
+        " the supervisor; 0 always exits",
+    )
+    rejoin_window_s: float = Field(default=300.0, gt=0)
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     static_membership: bool = False

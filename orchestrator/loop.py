@@ -11,8 +11,9 @@ returns (I2), so an abort just drops the overlay and rewinds to the committed of
 assigned inbox partition is paused and restored here, in the loop, before any of its records is
 folded. ``consume`` is never called inside an open transaction, so rebalance callbacks never see
 one: a revoke drops the partition, an assign queues its restore. Errors follow ``kafka.classify``:
-RETRIABLE -> call again, ABORT -> abort and redo, FATAL -> ``FatalError`` (exit non-zero, the
-supervisor restarts the replica; its successor's ``init_transactions`` fences us).
+RETRIABLE -> call again, ABORT -> abort and redo, FATAL -> ``FatalError``: app.py closes every
+client without committing and rejoins with new ones (``rejoin.py``), or exits non-zero for the
+supervisor once that happened too often.
 
 This module's ``if``s are about Kafka; what a saga does is ``decide``'s business, and what the
 operators see of it is ``telemetry``'s (metrics and spans, published when a batch commits).
@@ -83,7 +84,7 @@ _ALL_TIMERS = 1 << 40  # "no limit" for counting a restored partition's timers
 
 
 class FatalError(KsagaError):
-    """The producer or the membership is gone: exit non-zero, let the supervisor restart us."""
+    """The producer or the membership is gone: rejoin with new clients, or exit for a restart."""
 
 
 class _Abort(Exception):
@@ -274,7 +275,7 @@ class Orchestrator:
         self.telemetry.timers_fired(len(due))
         crash_point("after-produce")
         self.beat()
-        if self.producer.flush(30):
+        if self._serve_producer(30):
             raise _Abort("records still undelivered after 30 s")
         if self._delivery_errors:
             raise _Abort(f"delivery failed: {self._delivery_errors[0]}")
@@ -432,10 +433,31 @@ class Orchestrator:
                 self.producer.produce(record.topic, **kwargs)
                 return
             except BufferError:
-                self.producer.poll(0.05)
+                self._serve_producer(0.05, flush=False)
             except KafkaException as exc:
+                if _failed_transaction(exc):
+                    raise _Abort(f"the transaction already failed: {exc}") from exc
                 self._raise_for(exc)
         raise _Abort("producer queue stayed full")
+
+    def _serve_producer(self, timeout: float, *, flush: bool = True) -> int:
+        """``flush`` (or ``poll``): run the delivery reports, surfacing a fatal error as one.
+
+        confluent-kafka raises a producer's fatal error from inside ``poll``/``flush``; if a
+        delivery report is due after it in the same call, Python sees a ``SystemError`` whose
+        cause is that KafkaException (found when a fenced replica flushed). Either is the same
+        fatal error to us.
+        """
+        try:
+            return self.producer.flush(timeout) if flush else self.producer.poll(timeout)
+        except KafkaException as exc:
+            self._raise_for(exc)
+        except SystemError as exc:
+            cause = exc.__cause__ or exc.__context__
+            if not isinstance(cause, KafkaException):
+                raise
+            self._raise_for(cause)
+        raise AssertionError("unreachable")
 
     def _state_delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -585,6 +607,15 @@ class Orchestrator:
             self.pending_restore.discard(partition)
             self.active.add(partition)
             self.consumer.resume([tp])
+
+
+def _failed_transaction(exc: KafkaException) -> bool:
+    """``produce`` refused with _STATE: an earlier record of this transaction failed (timed out
+    in flight, say), so librdkafka holds the transaction in its abortable state and flags the
+    refusal with nothing. Abort: ``abort_transaction`` bumps the epoch and the batch is redone,
+    or it raises a fatal error if the producer itself is gone."""
+    err = exc.args[0] if exc.args else None
+    return isinstance(err, KafkaError) and not err.fatal() and err.code() == KafkaError._STATE
 
 
 def _first_offsets(messages: list[Message]) -> dict[tuple[str, int], int]:

@@ -54,6 +54,9 @@ class Metrics:
         )
         self.aborts = Counter("ksaga_transactions_aborted", "Aborted transactions", registry=r)
         self.fatal = Counter("ksaga_fatal_errors", "Fatal Kafka errors", registry=r)
+        self.rejoins = Counter(
+            "ksaga_rejoins", "Rejoins with new Kafka clients after a fatal error", registry=r
+        )
         self.restored_records = Counter(
             "ksaga_restored_records", "State records read during restore", registry=r
         )

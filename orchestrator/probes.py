@@ -27,10 +27,17 @@ __all__ = ["Probed", "start_probe_server"]
 class Probed(Protocol):
     """What the probes read from the loop."""
 
-    heartbeat: float
-    assigned: set[tuple[str, int]]
-    pending_restore: set[int]
-    active: set[int]
+    @property
+    def heartbeat(self) -> float: ...
+
+    @property
+    def assigned(self) -> set[tuple[str, int]]: ...
+
+    @property
+    def pending_restore(self) -> set[int]: ...
+
+    @property
+    def active(self) -> set[int]: ...
 
     @property
     def ready(self) -> bool: ...

@@ -12,6 +12,7 @@ import signal
 from collections.abc import Callable
 
 import pytest
+from confluent_kafka import Producer
 
 from connectors.order_participants import Behaviour
 from orchestrator.app import EXIT_FATAL
@@ -106,3 +107,25 @@ def test_a_loop_stalled_inside_a_transaction_is_ended_by_its_watchdog(
     assert "loop stalled; exiting for a restart" in stalled.log_path.read_text()
     system.replica("r1")
     system.assert_guarantees()
+
+
+def test_a_fenced_replica_rejoins_with_new_clients_and_loses_nothing(
+    system_factory: Callable[[Behaviour], System],
+) -> None:
+    """A newer producer with the replica's transactional.id fences it mid-run (what a second pod
+    with the same name, or a transaction outliving its timeout, does). The fatal error must not
+    end the process: it closes its clients, rejoins with new ones and finishes every saga."""
+    system = system_factory(MIXED)
+    replica = system.replica("r1")
+    system.start_participants()
+    system.publish(orders("fe", 60))
+    observer = system.watch()
+    wait_for(lambda: observer.poll() >= 0 and len(observer.terminal()) >= 10, 60, "progress")
+    usurper = Producer(
+        {"bootstrap.servers": system.bootstrap, "transactional.id": "ksaga-orchestrator-r1"}
+    )
+    usurper.init_transactions(30)  # bumps the epoch: r1's producer is fenced from here on
+    system.publish(orders("fe", 40, start=60))  # so r1 has transactions to try
+    wait_for(lambda: "rejoining with new clients" in replica.log_path.read_text(), 60, "the rejoin")
+    system.assert_guarantees()
+    assert replica.running(), replica.tail()

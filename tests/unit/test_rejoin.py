@@ -1,0 +1,98 @@
+"""The rejoin budget and the loop's reading of a refused ``produce``: no broker needed."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from orchestrator.config import load_settings
+from orchestrator.loop import FatalError, Orchestrator, _Abort
+from orchestrator.metrics import Metrics
+from orchestrator.records import OutRecord
+from orchestrator.registry import load_registry
+from orchestrator.rejoin import RejoinBudget
+from orchestrator.store import MemorySagaStore
+
+
+def test_the_budget_allows_limit_rejoins_per_window_then_refuses() -> None:
+    budget = RejoinBudget(limit=2, window_s=100)
+    assert budget.take(0.0)
+    assert budget.take(10.0)
+    assert not budget.take(50.0)  # a third within 100 s: the supervisor's turn
+    assert budget.take(100.0)  # the first has left the window
+    assert not budget.take(105.0)
+    assert budget.take(110.0)
+
+
+def test_a_zero_budget_never_rejoins() -> None:
+    assert not RejoinBudget(limit=0, window_s=1).take(0.0)
+
+
+class _RefusingProducer(Producer):
+    def __init__(self, error: KafkaError) -> None:
+        super().__init__({"bootstrap.servers": "127.0.0.1:1", "log_level": 0})
+        self.error = error
+
+    def produce(self, *args: object, **kwargs: object) -> None:
+        raise KafkaException(self.error)
+
+
+def _loop(producer: Producer) -> Orchestrator:
+    return Orchestrator(
+        settings=load_settings(bootstrap_servers="127.0.0.1:1"), registry=load_registry("sagas"),
+        store=MemorySagaStore(), consumer=None, producer=producer,  # type: ignore[arg-type]
+        restore_consumer=None, admin=None, partitions=4, metrics=Metrics(),  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+RECORD = OutRecord("orders", 0, b"k", b"v")
+
+
+def test_produce_refused_because_the_transaction_failed_aborts_the_batch() -> None:
+    """The CI failure: records timed out in flight, the transaction went abortable, and the next
+    produce() raised a bare _STATE, which was taken for fatal and ended the replica."""
+    loop = _loop(_RefusingProducer(KafkaError(KafkaError._STATE, "Erroneous state")))
+    with pytest.raises(_Abort):
+        loop._produce(RECORD)
+
+
+def test_produce_refused_by_a_fatal_error_is_fatal() -> None:
+    loop = _loop(_RefusingProducer(KafkaError(KafkaError._FENCED, "fenced", fatal=True)))
+    with pytest.raises(FatalError):
+        loop._produce(RECORD)
+    assert loop.metrics.fatal._value.get() == 1
+
+
+class _FatalOnFlush(Producer):
+    """confluent-kafka raises a fatal error from inside flush(); a delivery report served after
+    it in the same call turns it into a SystemError caused by that KafkaException."""
+
+    def __init__(self, wrapped: bool) -> None:
+        super().__init__({"bootstrap.servers": "127.0.0.1:1", "log_level": 0})
+        self.wrapped = wrapped
+
+    def flush(self, *args: object, **kwargs: object) -> int:
+        fenced = KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+        if not self.wrapped:
+            raise fenced
+        try:
+            raise fenced
+        except KafkaException as exc:
+            raise SystemError("returned a result with an exception set") from exc
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_fatal_error_out_of_flush_is_fatal_however_it_surfaces(wrapped: bool) -> None:
+    loop = _loop(_FatalOnFlush(wrapped))
+    with pytest.raises(FatalError, match="_FENCED"):
+        loop._serve_producer(1)
+
+
+def test_any_other_system_error_out_of_flush_is_not_swallowed() -> None:
+    class Broken(Producer):
+        def flush(self, *args: object, **kwargs: object) -> int:
+            raise SystemError("something else")
+
+    loop = _loop(Broken({"bootstrap.servers": "127.0.0.1:1", "log_level": 0}))
+    with pytest.raises(SystemError, match="something else"):
+        loop._serve_producer(1)
