@@ -39,6 +39,7 @@ __all__ = ["EXIT_CONFIG", "EXIT_FATAL", "configure_logging", "run_replica"]
 
 EXIT_CONFIG = 1
 EXIT_FATAL = 3
+_DRAIN_POLLS = 10
 _log = structlog.get_logger("ksaga.app")
 
 
@@ -103,6 +104,15 @@ class _Clients:
             self.producer.purge(in_queue=True, in_flight=True, blocking=False)
         except KafkaException as exc:
             _log.info("purging the old producer failed; dropping it", error=str(exc))
+        # A purged record keeps its delivery callback (a bound method of the old loop) until
+        # its report is served: serve them, or the old loop and its librdkafka handles (threads,
+        # connections) would never be freed. A fatal producer raises its error once on the way.
+        for _ in range(_DRAIN_POLLS):
+            try:
+                if self.producer.poll(0) == 0:
+                    break
+            except (KafkaException, SystemError):
+                continue
         self.restore_consumer.close()
         self.consumer.close()
 
@@ -202,8 +212,14 @@ def _serve(settings: Settings, stop: threading.Event) -> int:
                 # without committing, join again with new ones, restore what we are given.
                 metrics.rejoins.inc()
                 _log.warning("fatal Kafka error; rejoining with new clients", error=str(exc))
-                clients = _Clients.build(settings)
+                try:
+                    clients = _Clients.build(settings)
+                except ConfigError as build_error:
+                    _log.error("cannot build new Kafka clients", error=str(build_error))
+                    code = EXIT_FATAL
+                    break
                 current.loop = membership(clients)
+                settle_heap()  # the old loop was frozen with the heap: free it now
     finally:
         clients.close()  # leaves the group; no transaction is open between batches
         watchdog.stop()

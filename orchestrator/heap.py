@@ -22,7 +22,9 @@ YOUNG_THRESHOLD = 50_000
 
 
 def settle_heap() -> None:
-    """Freeze what start-up left alive and space out young collections; call once, at start."""
+    """Freeze what is alive now and space out young collections: at start, and again after a
+    rejoin, whose discarded loop and clients were frozen with the rest and must be freed."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
     _young, middle, old = gc.get_threshold()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from orchestrator.app import _Clients
 from orchestrator.config import load_settings
+from orchestrator.heap import settle_heap
+from orchestrator.kafka import new_consumer, new_restore_consumer
 from orchestrator.loop import FatalError, Orchestrator, _Abort
 from orchestrator.metrics import Metrics
 from orchestrator.records import OutRecord
@@ -96,3 +101,26 @@ def test_any_other_system_error_out_of_flush_is_not_swallowed() -> None:
     loop = _loop(Broken({"bootstrap.servers": "127.0.0.1:1", "log_level": 0}))
     with pytest.raises(SystemError, match="something else"):
         loop._serve_producer(1)
+
+
+def test_a_discarded_membership_is_freed_after_its_clients_close() -> None:
+    """A rejoin drops the old loop: its consumer holds its rebalance callbacks, and a purged
+    record its delivery callback, both bound methods of the loop. If either kept it alive, every
+    rejoin would leak a loop and two librdkafka handles with their threads and connections."""
+    settings = load_settings(bootstrap_servers="127.0.0.1:1")
+    plain = Producer({"bootstrap.servers": "127.0.0.1:1", "log_level": 0})  # no transactions
+    clients = _Clients(new_consumer(settings), plain, new_restore_consumer(settings))
+    loop = Orchestrator(
+        settings=settings, registry=load_registry("sagas"), store=MemorySagaStore(),
+        consumer=clients.consumer, producer=clients.producer,
+        restore_consumer=clients.restore_consumer, admin=None,  # type: ignore[arg-type]
+        partitions=4, metrics=Metrics(),
+    )  # fmt: skip
+    clients.consumer.subscribe(["orders"], on_assign=loop._on_assign, on_revoke=loop._on_revoke)
+    plain.produce("orders", b"v", on_delivery=loop._state_delivered)  # never delivered
+    settle_heap()  # as at start: the loop is frozen with the rest of the heap
+    gone = weakref.ref(loop)
+    clients.close()
+    del loop, clients
+    settle_heap()
+    assert gone() is None
