@@ -52,7 +52,7 @@ from orchestrator.core import (
     StepSucceeded,
 )
 from orchestrator.crashpoints import crash_point, stall_point
-from orchestrator.errors import KsagaError
+from orchestrator.errors import DecodeError, KsagaError
 from orchestrator.inbox import fold_record
 from orchestrator.kafka import ErrorClass, classify, poll_batch
 from orchestrator.logs import RecordContext, handling
@@ -89,6 +89,15 @@ class FatalError(KsagaError):
 
 class _Abort(Exception):
     """The transaction must be aborted and the batch redone from the committed offsets."""
+
+
+class _CorruptState(Exception):
+    """A state in RocksDB cannot be decoded (a damaged disk, a bug): the record is sound, the
+    local copy is not, so the partition is rebuilt from the state topic, never dead-lettered."""
+
+    def __init__(self, partition: int, saga_id: str, reason: str) -> None:
+        super().__init__(f"stored state of {saga_id!r} (partition {partition}): {reason}")
+        self.partition = partition
 
 
 @dataclass
@@ -192,6 +201,16 @@ class Orchestrator:
             self.metrics.aborts.inc()
             _log.warning("transaction aborted; redoing the batch", reason=str(exc))
             self._abort_and_rewind(_first_offsets(messages))
+            return
+        except _CorruptState as exc:
+            self.metrics.store_rebuilds.inc()
+            _log.error(
+                "a stored state is unreadable; rebuilding its partition from the state topic",
+                partition=exc.partition,
+                reason=str(exc),
+            )
+            self._abort_and_rewind(_first_offsets(messages))
+            self._rebuild(exc.partition)
             return
         self._apply(batch)
 
@@ -407,7 +426,10 @@ class Orchestrator:
     def _state(self, batch: _Batch, partition: int, saga_id: str) -> SagaState | None:
         if saga_id in batch.overlay:
             return batch.overlay[saga_id][1]
-        return self.store.get(partition, saga_id)
+        try:
+            return self.store.get(partition, saga_id)
+        except DecodeError as exc:
+            raise _CorruptState(partition, saga_id, str(exc)) from exc
 
     # ------------------------------------------------------------------ producing
 
@@ -581,6 +603,18 @@ class Orchestrator:
                 self.telemetry.partition_dropped(tp.partition)
         if any(tp.topic == self.topics.inbox for tp in partitions):
             self._fired.clear()
+
+    def _rebuild(self, partition: int) -> None:
+        """Wipe RocksDB's copy of ``partition`` and restore it before folding any more of it.
+
+        The batch was aborted and rewound, so nothing of it reached the store; the restore reads
+        the whole state partition (no checkpoint after the wipe), as for a lost disk."""
+        self.store.wipe_partition(partition)
+        self.active.discard(partition)
+        self.telemetry.partition_dropped(partition)
+        self._fired.clear()
+        self.pending_restore.add(partition)
+        self.consumer.pause([TopicPartition(self.topics.inbox, partition)])
 
     def _restore_pending(self) -> None:
         for partition in sorted(self.pending_restore):

@@ -54,6 +54,11 @@ class Metrics:
         )
         self.aborts = Counter("ksaga_transactions_aborted", "Aborted transactions", registry=r)
         self.fatal = Counter("ksaga_fatal_errors", "Fatal Kafka errors", registry=r)
+        self.store_rebuilds = Counter(
+            "ksaga_store_rebuilds",
+            "Partitions wiped and restored because a stored state was unreadable",
+            registry=r,
+        )
         self.rejoins = Counter(
             "ksaga_rejoins", "Rejoins with new Kafka clients after a fatal error", registry=r
         )
