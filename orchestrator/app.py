@@ -101,7 +101,7 @@ class _Clients:
             return
         self.closed = True
         try:
-            self.producer.purge(in_queue=True, in_flight=True, blocking=False)
+            self.producer.purge(in_queue=True, in_flight=True, blocking=True)
         except KafkaException as exc:
             _log.info("purging the old producer failed; dropping it", error=str(exc))
         # A purged record keeps its delivery callback (a bound method of the old loop) until

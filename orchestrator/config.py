@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.errors import ConfigError
@@ -72,7 +72,19 @@ class Settings(BaseSettings):
         " the supervisor; 0 always exits",
     )
     rejoin_window_s: float = Field(default=300.0, gt=0)
-    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    group_protocol: Literal["classic", "consumer"] = Field(
+        default="classic",
+        description="classic: the cooperative-sticky assignor, which balances the count of"
+        " partitions over all topics, so a replica may get only trigger partitions; consumer:"
+        " KIP-848 (Kafka 4.0+), the broker's range assignor gives each replica the same"
+        " partition numbers of the inbox and of every trigger topic",
+    )
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1_000,
+        description="classic protocol only; with KSAGA_GROUP_PROTOCOL=consumer the broker's"
+        " group.consumer.session.timeout.ms decides",
+    )
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     static_membership: bool = False
     timer_scan_limit: int = Field(default=1_000, ge=1)
@@ -114,6 +126,16 @@ class Settings(BaseSettings):
         if not _NAME.match(value):
             raise ValueError("use only letters, digits, '.', '_' and '-'")
         return value
+
+    @model_validator(mode="after")
+    def _session_timeout_has_effect(self) -> Self:
+        # A setting that would silently do nothing is refused, so nobody tunes it in vain.
+        if self.group_protocol == "consumer" and "session_timeout_ms" in self.model_fields_set:
+            raise ValueError(
+                "KSAGA_SESSION_TIMEOUT_MS has no effect with KSAGA_GROUP_PROTOCOL=consumer"
+                " (KIP-848): the broker's group.consumer.session.timeout.ms decides; unset it"
+            )
+        return self
 
     @field_validator("liveness_timeout_s")
     @classmethod
@@ -175,8 +197,8 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for error in exc.errors(include_input=False, include_url=False):
             message = str(error["msg"]).removeprefix("Value error, ")
-            if error["loc"] and error["loc"][0] == "kafka":
-                problems.append(message)  # names its KSAGA_KAFKA__ variables itself
+            if not error["loc"] or error["loc"][0] == "kafka":
+                problems.append(message)  # names its KSAGA_ variables itself
                 continue
             name = ".".join(str(p) for p in error["loc"]) or "?"
             problems.append(f"KSAGA_{name.upper()}: {message}")

@@ -143,10 +143,22 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "partition.assignment.strategy": "cooperative-sticky",
-        "session.timeout.ms": settings.session_timeout_ms,
+        **_group_protocol(settings),
         "max.poll.interval.ms": settings.max_poll_interval_ms,
         **({"group.instance.id": settings.replica_id} if settings.static_membership else {}),
+    }
+
+
+def _group_protocol(settings: Settings) -> dict[str, Any]:
+    """How partitions are shared out. The loop handles both protocols alike: its rebalance
+    callbacks are incremental, which KIP-848 requires (and its assignors are all sticky)."""
+    if settings.group_protocol == "consumer":
+        # range, not the broker's default uniform: uniform balances counts over all topics as
+        # cooperative-sticky does, and can leave a replica only trigger partitions to route.
+        return {"group.protocol": "consumer", "group.remote.assignor": "range"}
+    return {
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": settings.session_timeout_ms,
     }
 
 

@@ -133,6 +133,8 @@ class ReplicaProcess(ChildProcess):
             "KSAGA_LIVENESS_TIMEOUT_S": "45",
             **{f"KSAGA_{k.upper()}": str(v) for k, v in settings.items()},
         }
+        if settings.get("group_protocol") == "consumer":  # the broker's session timeout rules
+            del env["KSAGA_SESSION_TIMEOUT_MS"]
         argv = [sys.executable, "-m", "orchestrator", "run", "--log-level", "INFO"]
         super().__init__(replica_id, argv, env, workdir / f"{replica_id}.log")
         self.state_dir = Path(env["KSAGA_STATE_DIR"])
