@@ -393,43 +393,55 @@ def saga_cancel(saga_id: str, reason: str, requested_by: str, bootstrap: str | N
 cli.add_command(participants_command, "participants")
 
 
-@cli.command(
-    "bench",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.pass_context
-def bench(ctx: click.Context) -> None:
-    """Throughput, latency and cost of a checked run on a real broker (see --help)."""
+def _forward(name: str, summary: str, load: Callable[[], click.Command]) -> None:
+    """Register ``ksaga NAME`` as a pass-through to the click command ``load`` returns.
+
+    The target parses its own options and ``--help``; ``load`` imports it only when the command
+    runs, so its heavy imports never slow down ``ksaga --help``.
+    """
+
+    @cli.command(
+        name,
+        help=summary,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
+    @click.pass_context
+    def forward(ctx: click.Context) -> None:
+        load().main(args=ctx.args, prog_name=f"ksaga {name}")
+
+
+def _bench() -> click.Command:
     from orchestrator.bench import bench_command  # noqa: PLC0415  (heavy imports)
 
-    bench_command.main(args=ctx.args, prog_name="ksaga bench")
+    return bench_command
 
 
-@cli.command(
-    "chaos",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.pass_context
-def chaos(ctx: click.Context) -> None:
-    """Fault-injection run: workload, nemesis, then the log checker's verdict (see --help)."""
+def _chaos() -> click.Command:
     from orchestrator.testing.chaos import chaos_command  # noqa: PLC0415  (heavy imports)
 
-    chaos_command.main(args=ctx.args, prog_name="ksaga chaos")
+    return chaos_command
 
 
-@cli.command(
-    "local",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.pass_context
-def local(ctx: click.Context) -> None:
-    """The deploy/k8s manifests as local processes: up, scale, lose, recover... (see --help)."""
+def _local() -> click.Command:
     from orchestrator.testing.local_cli import local_command  # noqa: PLC0415  (heavy imports)
 
-    local_command.main(args=ctx.args, prog_name="ksaga local")
+    return local_command
+
+
+_forward(
+    "bench", "Throughput, latency and cost of a checked run on a real broker (see --help).", _bench
+)
+_forward(
+    "chaos",
+    "Fault-injection run: workload, nemesis, then the log checker's verdict (see --help).",
+    _chaos,
+)
+_forward(
+    "local",
+    "The deploy/k8s manifests as local processes: up, scale, lose, recover... (see --help).",
+    _local,
+)
 
 
 # ------------------------------------------------------------- operations (orchestrator/ops)
