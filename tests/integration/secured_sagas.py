@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +120,18 @@ def produce_error(
     producer.flush(20)
     assert errors, "no delivery report"
     return errors[0]
+
+
+def run_orchestrator(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m orchestrator run`` with exactly ``env``, to its exit (a test expects one)."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", "run"],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
 
 
 def as_settings(env: Mapping[str, str]) -> dict[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from tests.integration.secured_sagas import (
     grant_roles_and_create_topics,
     participants_per_role,
     produce_error,
+    run_orchestrator,
     run_order_sagas,
 )
 
@@ -177,14 +177,7 @@ def test_bad_credentials_or_missing_acls_stop_the_orchestrator_with_the_fix(
         }
         if password is not None:
             env["KSAGA_KAFKA__SASL_PASSWORD"] = password
-        return subprocess.run(
-            [sys.executable, "-m", "orchestrator", "run"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
+        return run_orchestrator(env)
 
     wrong_password = f"wrong-{os.urandom(6).hex()}"
     result = run(ORCHESTRATOR, wrong_password)

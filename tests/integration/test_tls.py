@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from tests.integration.secured_sagas import (
     PARTITIONS,
     Participants,
     SecuredBroker,
+    run_orchestrator,
     run_order_sagas,
 )
 
@@ -140,14 +139,7 @@ def test_an_orchestrator_without_a_certificate_stops_at_once_with_the_fix(
         "KSAGA_KAFKA__SECURITY_PROTOCOL",
         "KSAGA_KAFKA__SSL_CA_LOCATION",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    result = run_orchestrator(env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "the TLS handshake with Kafka failed over a certificate" in result.stderr
     assert "KSAGA_KAFKA__SSL_CERTIFICATE_LOCATION" in result.stderr
