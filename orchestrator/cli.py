@@ -234,9 +234,14 @@ def _acl_options(command: Any) -> Any:
 
 
 def _acl_plan(
-    module: str, topic_prefix: str, group_id: str, principals: tuple[str, ...],
+    *,
+    module: str,
+    topic_prefix: str,
+    group_id: str,
+    principals: tuple[str, ...],
     groups: tuple[str, ...],
-) -> Any:  # fmt: skip
+) -> Any:
+    """The roles the options of :func:`_acl_options` (passed on as keywords) describe."""
     from orchestrator.acls import plan_acls  # noqa: PLC0415
     from orchestrator.config import Topics  # noqa: PLC0415
 
@@ -262,38 +267,23 @@ def _acl_plan(
 
 @acls.command("print")
 @_acl_options
-def acls_print(
-    *,
-    module: str,
-    topic_prefix: str,
-    group_id: str,
-    principals: tuple[str, ...],
-    groups: tuple[str, ...],
-) -> None:
+def acls_print(**plan_options: Any) -> None:
     """Print every role's ACLs as a Markdown table."""
     from orchestrator.acls import render_acls  # noqa: PLC0415
 
-    click.echo(render_acls(_acl_plan(module, topic_prefix, group_id, principals, groups)))
+    click.echo(render_acls(_acl_plan(**plan_options)))
 
 
 @acls.command("apply")
 @click.option("--bootstrap", envvar="KSAGA_BOOTSTRAP_SERVERS", required=True)
 @_acl_options
-def acls_apply(
-    *,
-    bootstrap: str,
-    module: str,
-    topic_prefix: str,
-    group_id: str,
-    principals: tuple[str, ...],
-    groups: tuple[str, ...],
-) -> None:
+def acls_apply(*, bootstrap: str, **plan_options: Any) -> None:
     """Create every role's ACLs (idempotent). Run it as a super user (KSAGA_KAFKA__SASL_*)."""
     from orchestrator.acls import apply_acls  # noqa: PLC0415
     from orchestrator.config import load_settings  # noqa: PLC0415
     from orchestrator.kafka import new_admin  # noqa: PLC0415
 
-    roles = _acl_plan(module, topic_prefix, group_id, principals, groups)
+    roles = _acl_plan(**plan_options)
     count = apply_acls(new_admin(load_settings(bootstrap_servers=bootstrap)), roles)
     click.echo(f"{count} ACL(s) in place for {len(roles)} role(s)")
 
