@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 import click
 
@@ -22,6 +24,59 @@ from orchestrator.logs import LOG_FORMATS, configure_logging
 from orchestrator.tracing import EXPORTERS, span_processor, tracer_provider
 
 __all__ = ["participants_command"]
+
+_SHARE = click.FloatRange(0, 1)
+_MS = click.FloatRange(min=0)
+
+_BEHAVIOUR_OPTIONS: tuple[tuple[str, click.FloatRange, float, str | None], ...] = (
+    ("--decline-rate", _SHARE, 0.1, None),
+    ("--silent-rate", _SHARE, 0.0, None),
+    ("--flaky-rate", _SHARE, 0.0, None),
+    ("--latency-ms", _MS, 0.0, None),
+    (
+        "--slow-rate",
+        _SHARE,
+        0.0,
+        "Share of orders whose first ReserveStock is answered only after --slow-ms.",
+    ),
+    ("--slow-ms", _MS, 400.0, None),
+    (
+        "--duplicate-rate",
+        _SHARE,
+        0.0,
+        "Share of (saga, step, action) whose reply is produced twice (fault injection).",
+    ),
+    ("--hung-rate", _SHARE, 0.0, "Share of orders whose ChargePayment is never answered."),
+    (
+        "--undo-failing-rate",
+        _SHARE,
+        0.0,
+        "Share of orders whose ReleaseStock/RefundPayment always fail (retryably).",
+    ),
+    (
+        "--shipping-lost-rate",
+        _SHARE,
+        0.0,
+        "Share of orders whose ShipOrder is never answered (the pivot in doubt).",
+    ),
+)
+"""One row per misbehaviour of :class:`Behaviour` (option, range, default, help), in --help order.
+
+Each option's value reaches the command as a keyword named after the matching ``Behaviour``
+field, so a new misbehaviour is one row here and one field there.
+"""
+
+_Command = TypeVar("_Command", bound=Callable[..., object])
+
+
+def _behaviour_options(command: _Command) -> _Command:
+    """Attach the options of :data:`_BEHAVIOUR_OPTIONS` (applied last row first, as click lists
+    the decorator nearest the function last)."""
+    for name, range_, default, help_ in reversed(_BEHAVIOUR_OPTIONS):
+        command = click.option(name, type=range_, default=default, show_default=True, help=help_)(
+            command
+        )
+    return command
 
 
 @click.command("participants")
@@ -43,46 +98,7 @@ __all__ = ["participants_command"]
     " cluster with ACLs.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--decline-rate", type=click.FloatRange(0, 1), default=0.1, show_default=True)
-@click.option("--silent-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
-@click.option("--flaky-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
-@click.option(
-    "--slow-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of orders whose first ReserveStock is answered only after --slow-ms.",
-)
-@click.option("--slow-ms", type=click.FloatRange(min=0), default=400.0, show_default=True)
-@click.option(
-    "--duplicate-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of (saga, step, action) whose reply is produced twice (fault injection).",
-)
-@click.option(
-    "--hung-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of orders whose ChargePayment is never answered.",
-)
-@click.option(
-    "--undo-failing-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of orders whose ReleaseStock/RefundPayment always fail (retryably).",
-)
-@click.option(
-    "--shipping-lost-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of orders whose ShipOrder is never answered (the pivot in doubt).",
-)
+@_behaviour_options
 @click.option("--dlq-topic", default="ksaga.dlq", show_default=True)
 @click.option(
     "--session-timeout-ms",
@@ -121,22 +137,13 @@ def participants_command(
     group_id: str,
     topics: tuple[str, ...],
     seed: int,
-    decline_rate: float,
-    silent_rate: float,
-    flaky_rate: float,
-    latency_ms: float,
-    slow_rate: float,
-    slow_ms: float,
-    duplicate_rate: float,
-    hung_rate: float,
-    undo_failing_rate: float,
-    shipping_lost_rate: float,
     dlq_topic: str,
     session_timeout_ms: int,
     poll_timeout_ms: int,
     log_level: str,
     log_format: str,
     otel_exporter: str,
+    **behaviour: float,
 ) -> None:
     """Run the order saga's inventory, payments and shipping participants in one process.
 
@@ -156,19 +163,6 @@ def participants_command(
         consumer_overrides={"session.timeout.ms": session_timeout_ms},
         poll_timeout_s=poll_timeout_ms / 1000,
     )
-    behaviour = Behaviour(
-        seed=seed,
-        decline_rate=decline_rate,
-        silent_rate=silent_rate,
-        flaky_rate=flaky_rate,
-        latency_ms=latency_ms,
-        slow_rate=slow_rate,
-        slow_ms=slow_ms,
-        duplicate_rate=duplicate_rate,
-        hung_rate=hung_rate,
-        undo_failing_rate=undo_failing_rate,
-        shipping_lost_rate=shipping_lost_rate,
-    )
     configure_logging(log_level, json=log_format == "json")
     processor = span_processor(otel_exporter)
     provider = None if processor is None else tracer_provider(processor, "ksaga-participants")
@@ -176,7 +170,11 @@ def participants_command(
     on_stored = (
         (lambda _info: crash_point("after-store")) if crash_configured("after-store") else None
     )
-    participant = build_participant(config, behaviour, on_stored=on_stored, tracer=tracer)
+    # Keyword by keyword, the rows of _BEHAVIOUR_OPTIONS are Behaviour's fields (seed is an int).
+    misbehaviour: dict[str, Any] = behaviour
+    participant = build_participant(
+        config, Behaviour(seed=seed, **misbehaviour), on_stored=on_stored, tracer=tracer
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

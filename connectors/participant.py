@@ -44,8 +44,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from confluent_kafka import Consumer, KafkaException, Message
@@ -69,6 +68,7 @@ from orchestrator.clock import wall_ms
 from orchestrator.core import Action, idempotency_key
 from orchestrator.errors import ConfigError, DecodeError
 from orchestrator.kafka import build_client, poll_batch
+from orchestrator.lifecycle import ClosedOnExit
 from orchestrator.logs import RecordContext, handling
 from orchestrator.tracing import extract_context, inject_headers
 from schemas.codec import RecordType, SchemaCatalog, default_catalog
@@ -99,7 +99,7 @@ class _Retry:
     message: str
 
 
-class Participant:
+class Participant(ClosedOnExit):
     """Handlers by command type, and the batch loop that feeds them (see the module docstring).
 
     Counters (``processed``, ``executed``, ``deduplicated``, ``dead_lettered``, ``silent``,
@@ -189,17 +189,6 @@ class Participant:
             self._store.close()
             self._store = None
             _log.info("participant stopped", group=self.config.group_id, **self.counters())
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def run(self, stop: threading.Event) -> None:
         """Process batches until ``stop`` is set; the last batch is finished and committed."""

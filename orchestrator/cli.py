@@ -234,9 +234,14 @@ def _acl_options(command: Any) -> Any:
 
 
 def _acl_plan(
-    module: str, topic_prefix: str, group_id: str, principals: tuple[str, ...],
+    *,
+    module: str,
+    topic_prefix: str,
+    group_id: str,
+    principals: tuple[str, ...],
     groups: tuple[str, ...],
-) -> Any:  # fmt: skip
+) -> Any:
+    """The roles the options of :func:`_acl_options` (passed on as keywords) describe."""
     from orchestrator.acls import plan_acls  # noqa: PLC0415
     from orchestrator.config import Topics  # noqa: PLC0415
 
@@ -262,38 +267,23 @@ def _acl_plan(
 
 @acls.command("print")
 @_acl_options
-def acls_print(
-    *,
-    module: str,
-    topic_prefix: str,
-    group_id: str,
-    principals: tuple[str, ...],
-    groups: tuple[str, ...],
-) -> None:
+def acls_print(**plan_options: Any) -> None:
     """Print every role's ACLs as a Markdown table."""
     from orchestrator.acls import render_acls  # noqa: PLC0415
 
-    click.echo(render_acls(_acl_plan(module, topic_prefix, group_id, principals, groups)))
+    click.echo(render_acls(_acl_plan(**plan_options)))
 
 
 @acls.command("apply")
 @click.option("--bootstrap", envvar="KSAGA_BOOTSTRAP_SERVERS", required=True)
 @_acl_options
-def acls_apply(
-    *,
-    bootstrap: str,
-    module: str,
-    topic_prefix: str,
-    group_id: str,
-    principals: tuple[str, ...],
-    groups: tuple[str, ...],
-) -> None:
+def acls_apply(*, bootstrap: str, **plan_options: Any) -> None:
     """Create every role's ACLs (idempotent). Run it as a super user (KSAGA_KAFKA__SASL_*)."""
     from orchestrator.acls import apply_acls  # noqa: PLC0415
     from orchestrator.config import load_settings  # noqa: PLC0415
     from orchestrator.kafka import new_admin  # noqa: PLC0415
 
-    roles = _acl_plan(module, topic_prefix, group_id, principals, groups)
+    roles = _acl_plan(**plan_options)
     count = apply_acls(new_admin(load_settings(bootstrap_servers=bootstrap)), roles)
     click.echo(f"{count} ACL(s) in place for {len(roles)} role(s)")
 
@@ -393,43 +383,55 @@ def saga_cancel(saga_id: str, reason: str, requested_by: str, bootstrap: str | N
 cli.add_command(participants_command, "participants")
 
 
-@cli.command(
-    "bench",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.pass_context
-def bench(ctx: click.Context) -> None:
-    """Throughput, latency and cost of a checked run on a real broker (see --help)."""
+def _forward(name: str, summary: str, load: Callable[[], click.Command]) -> None:
+    """Register ``ksaga NAME`` as a pass-through to the click command ``load`` returns.
+
+    The target parses its own options and ``--help``; ``load`` imports it only when the command
+    runs, so its heavy imports never slow down ``ksaga --help``.
+    """
+
+    @cli.command(
+        name,
+        help=summary,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
+    @click.pass_context
+    def forward(ctx: click.Context) -> None:
+        load().main(args=ctx.args, prog_name=f"ksaga {name}")
+
+
+def _bench() -> click.Command:
     from orchestrator.bench import bench_command  # noqa: PLC0415  (heavy imports)
 
-    bench_command.main(args=ctx.args, prog_name="ksaga bench")
+    return bench_command
 
 
-@cli.command(
-    "chaos",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.pass_context
-def chaos(ctx: click.Context) -> None:
-    """Fault-injection run: workload, nemesis, then the log checker's verdict (see --help)."""
+def _chaos() -> click.Command:
     from orchestrator.testing.chaos import chaos_command  # noqa: PLC0415  (heavy imports)
 
-    chaos_command.main(args=ctx.args, prog_name="ksaga chaos")
+    return chaos_command
 
 
-@cli.command(
-    "local",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.pass_context
-def local(ctx: click.Context) -> None:
-    """The deploy/k8s manifests as local processes: up, scale, lose, recover... (see --help)."""
+def _local() -> click.Command:
     from orchestrator.testing.local_cli import local_command  # noqa: PLC0415  (heavy imports)
 
-    local_command.main(args=ctx.args, prog_name="ksaga local")
+    return local_command
+
+
+_forward(
+    "bench", "Throughput, latency and cost of a checked run on a real broker (see --help).", _bench
+)
+_forward(
+    "chaos",
+    "Fault-injection run: workload, nemesis, then the log checker's verdict (see --help).",
+    _chaos,
+)
+_forward(
+    "local",
+    "The deploy/k8s manifests as local processes: up, scale, lose, recover... (see --help).",
+    _local,
+)
 
 
 # ------------------------------------------------------------- operations (orchestrator/ops)

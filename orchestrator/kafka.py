@@ -45,6 +45,7 @@ __all__ = [
     "new_producer",
     "new_restore_consumer",
     "poll_batch",
+    "produce_when_room",
     "producer_config",
     "watermarks",
 ]
@@ -286,3 +287,19 @@ def poll_batch(
     if max_records <= 1:
         return [first]
     return [first, *consumer.consume(max_records - 1, linger_s)]
+
+
+def produce_when_room(producer: Producer, topic: str, *, poll_s: float, **record: Any) -> None:
+    """Queue ``record`` (``key``, ``value``, ``partition``...) for ``topic``; while librdkafka's
+    local queue is full (``BufferError``), serve delivery reports for ``poll_s`` and try again.
+
+    For bulk writers that must not drop a record and have nothing better to do meanwhile (the
+    bench's producers, tests). The loop and the participants handle a full queue themselves:
+    they bound the wait or record a refusal.
+    """
+    while True:
+        try:
+            producer.produce(topic, **record)
+            return
+        except BufferError:
+            producer.poll(poll_s)

@@ -37,8 +37,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, NamedTuple, Protocol, Self, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from rocksdict import (
     BlockBasedOptions,
@@ -51,6 +50,7 @@ from rocksdict import (
 )
 
 from orchestrator.core import SagaState
+from orchestrator.lifecycle import ClosedOnExit
 from orchestrator.statepeek import timer_reader
 from orchestrator.wire import decode_state, encode_state
 
@@ -238,7 +238,7 @@ class SagaStore(Protocol):
 # --------------------------------------------------------------------------- in memory
 
 
-class MemorySagaStore:
+class MemorySagaStore(ClosedOnExit):
     """The in-memory twin of ``RocksSagaStore``: same contract, nothing on disk."""
 
     def __init__(self) -> None:
@@ -301,17 +301,6 @@ class MemorySagaStore:
 
     def close(self) -> None:
         pass
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _MemoryRestoreWriter:
@@ -403,7 +392,7 @@ def _open_options(
     return options
 
 
-class RocksSagaStore:
+class RocksSagaStore(ClosedOnExit):
     """``SagaStore`` in one RocksDB (rocksdict, raw mode), one column family per kind of key.
 
     Memory is bounded: one LRU block cache of ``block_cache_bytes`` shared by every column family
@@ -619,17 +608,6 @@ class RocksSagaStore:
         self._handle.clear()
         self._db.close()
         self._db = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _RocksRestoreWriter:

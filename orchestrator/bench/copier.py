@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from orchestrator import clock
-from orchestrator.kafka import poll_batch
+from orchestrator.kafka import poll_batch, produce_when_room
 from orchestrator.testing.kafka_cluster import wait_for
 
 __all__ = ["CopierResult", "run_copier"]
@@ -61,12 +61,7 @@ def prefill(bootstrap: str, topic: str, records: int, value_size: int) -> None:
     )
     value = b"x" * value_size
     for i in range(records):
-        while True:
-            try:
-                producer.produce(topic, key=f"k-{i:08d}".encode(), value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_when_room(producer, topic, poll_s=0.05, key=f"k-{i:08d}".encode(), value=value)
         producer.poll(0)
     if producer.flush(60):
         raise RuntimeError("the copier's input was not delivered within 60 s")
@@ -134,12 +129,7 @@ def run_copier(
             producer.begin_transaction()
             for msg in batch:
                 for _ in range(fanout):
-                    while True:
-                        try:
-                            producer.produce(sink, key=msg.key(), value=msg.value())
-                            break
-                        except BufferError:
-                            producer.poll(0.01)
+                    produce_when_room(producer, sink, poll_s=0.01, key=msg.key(), value=msg.value())
             produced += len(batch) * fanout
             offsets: dict[tuple[str, int], int] = {}
             for msg in batch:

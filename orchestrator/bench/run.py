@@ -68,6 +68,7 @@ from orchestrator.bench.report import (
 )
 from orchestrator.bench.restore import RestoreBenchConfig, run_restore
 from orchestrator.bench.rss import RssSampler, summarise, write_csv
+from orchestrator.kafka import produce_when_room
 from orchestrator.testing.checker import CheckInput, check, read_to_end
 from orchestrator.testing.kafka_cluster import KafkaBroker, free_ports, wait_for
 from orchestrator.testing.system import (
@@ -181,12 +182,7 @@ def _publish(
             ahead = start_mono + i / rate - clock.monotonic()
             if ahead > 0:
                 pause.wait(ahead)
-        while True:
-            try:
-                producer.produce(TRIGGER_TOPIC, key=key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.01)
+        produce_when_room(producer, TRIGGER_TOPIC, poll_s=0.01, key=key, value=value)
         producer.poll(0)
     if producer.flush(60):
         raise BenchFailed("triggers not delivered within 60 s")

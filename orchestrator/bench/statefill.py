@@ -31,6 +31,7 @@ from orchestrator.core import (
     TimerKind,
     timer_token,
 )
+from orchestrator.kafka import produce_when_room
 from orchestrator.partitioning import partition_for
 from orchestrator.records import OutRecord, state_out
 
@@ -149,15 +150,15 @@ def fill_state_topic(
         nonlocal records, value_bytes
         assert record.partition is not None
         headers: list[tuple[str, str | bytes | None]] = list(record.headers)
-        while True:
-            try:
-                producer.produce(
-                    record.topic, key=record.key, value=record.value,
-                    partition=record.partition, headers=headers,
-                )  # fmt: skip
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_when_room(
+            producer,
+            record.topic,
+            poll_s=0.05,
+            key=record.key,
+            value=record.value,
+            partition=record.partition,
+            headers=headers,
+        )
         records += 1
         value_bytes += len(record.value or b"")
         if records % 1_000 == 0:

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.kafka_config import env_name
+from orchestrator.testing.broker_sasl import sasl_broker_properties
 
 __all__ = ["BrokerOAuth"]
 
-_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 _LOGIN = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule"
 _UNSECURED = "org.apache.kafka.common.security.oauthbearer.internals.unsecured"
 _VALIDATOR = f"{_UNSECURED}.OAuthBearerUnsecuredValidatorCallbackHandler"
@@ -51,30 +51,18 @@ class BrokerOAuth:
     def broker_properties(self, base: Mapping[str, str]) -> dict[str, str]:
         """Every ``PLAINTEXT`` listener becomes ``SASL_PLAINTEXT`` with OAUTHBEARER only."""
         jaas = f'{_LOGIN} required unsecuredLoginStringClaim_sub="{self.admin}";'
-        protocol_map: list[str] = []
-        overrides: dict[str, str] = {}
-        for entry in base["listener.security.protocol.map"].split(","):
-            name, protocol = entry.split(":")
-            if protocol != "PLAINTEXT":
-                protocol_map.append(entry)
-                continue
-            prefix = f"listener.name.{name.lower()}"
-            overrides |= {
-                f"{prefix}.sasl.enabled.mechanisms": "OAUTHBEARER",
-                f"{prefix}.oauthbearer.sasl.jaas.config": jaas,
-                f"{prefix}.oauthbearer.sasl.server.callback.handler.class": _VALIDATOR,
-                f"{prefix}.oauthbearer.sasl.login.callback.handler.class": _MINTER,
-            }
-            protocol_map.append(f"{name}:SASL_PLAINTEXT")
-        return {
-            "listener.security.protocol.map": ",".join(protocol_map),
-            "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
-            "sasl.mechanism.controller.protocol": "OAUTHBEARER",
-            **overrides,
-            "authorizer.class.name": _AUTHORIZER,
-            "allow.everyone.if.no.acl.found": "false",
-            "super.users": f"User:{self.admin}",
-        }
+        return sasl_broker_properties(
+            base,
+            lambda _name: {
+                "sasl.enabled.mechanisms": "OAUTHBEARER",
+                "oauthbearer.sasl.jaas.config": jaas,
+                "oauthbearer.sasl.server.callback.handler.class": _VALIDATOR,
+                "oauthbearer.sasl.login.callback.handler.class": _MINTER,
+            },
+            inter_broker_mechanism="OAUTHBEARER",
+            controller_mechanism="OAUTHBEARER",
+            super_user=self.admin,
+        )
 
     def client_config(self, principal: str | None = None) -> dict[str, Any]:
         """librdkafka settings whose tokens carry ``sub`` = ``principal`` (the super user's)."""

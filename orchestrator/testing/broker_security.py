@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.kafka_config import env_name
+from orchestrator.testing.broker_sasl import sasl_broker_properties
 
 __all__ = ["MECHANISM", "BrokerSecurity"]
 
 MECHANISM = "SCRAM-SHA-512"
-_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 _SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
 _PLAIN_LOGIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 
@@ -73,30 +73,22 @@ class BrokerSecurity:
         login = f'username="{self.admin}" password="{self.admin_password}"'
         scram = f"{_SCRAM_LOGIN} required {login};"
         plain = f'{_PLAIN_LOGIN} required {login} user_{self.admin}="{self.admin_password}";'
-        protocol_map: list[str] = []
-        overrides: dict[str, str] = {}
-        for entry in base["listener.security.protocol.map"].split(","):
-            name, protocol = entry.split(":")
-            if protocol != "PLAINTEXT":
-                protocol_map.append(entry)
-                continue
-            prefix = f"listener.name.{name.lower()}"
+
+        def listener(name: str) -> dict[str, str]:
             if name in controllers:
-                overrides[f"{prefix}.sasl.enabled.mechanisms"] = "PLAIN"
-                overrides[f"{prefix}.plain.sasl.jaas.config"] = plain
-            else:
-                overrides[f"{prefix}.sasl.enabled.mechanisms"] = MECHANISM
-                overrides[f"{prefix}.{MECHANISM.lower()}.sasl.jaas.config"] = scram
-            protocol_map.append(f"{name}:SASL_PLAINTEXT")
-        return {
-            "listener.security.protocol.map": ",".join(protocol_map),
-            "sasl.mechanism.inter.broker.protocol": MECHANISM,
-            "sasl.mechanism.controller.protocol": "PLAIN",
-            **overrides,
-            "authorizer.class.name": _AUTHORIZER,
-            "allow.everyone.if.no.acl.found": "false",
-            "super.users": f"User:{self.admin}",
-        }
+                return {"sasl.enabled.mechanisms": "PLAIN", "plain.sasl.jaas.config": plain}
+            return {
+                "sasl.enabled.mechanisms": MECHANISM,
+                f"{MECHANISM.lower()}.sasl.jaas.config": scram,
+            }
+
+        return sasl_broker_properties(
+            base,
+            listener,
+            inter_broker_mechanism=MECHANISM,
+            controller_mechanism="PLAIN",
+            super_user=self.admin,
+        )
 
     def client_config(self, user: str | None = None, password: str | None = None) -> dict[str, Any]:
         """librdkafka settings to log in as ``user`` (the super user by default).

@@ -544,12 +544,18 @@ class _Run:
             self._count(self.missed, fault.kind)
             return
         replica.signal(signal.SIGSTOP)
+        self._hold_then_undo(fault, lambda: replica.signal(signal.SIGCONT))
+        self.say(f"healed: {fault.target} continued (a zombie until it notices)")
+
+    def _hold_then_undo(self, fault: Fault, undo: Callable[[], object]) -> None:
+        """Count a reversible fault just injected, keep it for its hold time (less when the run
+        closes), then undo it, even if the wait is interrupted: a paused replica or a cut link
+        must never outlive the run."""
         self._count(self.faults, fault.kind)
         try:
             self.closing.wait(fault.hold_s)
         finally:
-            replica.signal(signal.SIGCONT)
-        self.say(f"healed: {fault.target} continued (a zombie until it notices)")
+            undo()
 
     def _wipe_replica(self, fault: Fault) -> None:
         replica = self.replicas[fault.target]
@@ -582,11 +588,7 @@ class _Run:
         assert self.cluster is not None
         proxied = self.cluster.proxied
         proxied.cut(fault.target)
-        self._count(self.faults, fault.kind)
-        try:
-            self.closing.wait(fault.hold_s)
-        finally:
-            proxied.restore(fault.target)
+        self._hold_then_undo(fault, lambda: proxied.restore(fault.target))
         self.say(f"healed: {fault.target}'s link to the brokers restored")
 
     def _broker_to_kill(self, cluster: KafkaCluster, fault: Fault) -> int:

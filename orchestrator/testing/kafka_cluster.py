@@ -36,7 +36,6 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
     from confluent_kafka.admin._metadata import PartitionMetadata
 
 from orchestrator.errors import KafkaClusterError
+from orchestrator.lifecycle import StoppedOnExit
 from orchestrator.testing.proxied_listeners import ProxiedListeners
 
 __all__ = [
@@ -647,7 +647,7 @@ def _client_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
     return {"bootstrap.servers": bootstrap, "logger": _log, **extra}
 
 
-class KRaftCluster:
+class KRaftCluster(StoppedOnExit):
     """Common life cycle of :class:`KafkaBroker` and :class:`KafkaCluster` (N combined nodes)."""
 
     def __init__(
@@ -914,17 +914,6 @@ class KRaftCluster:
         self._stopped = True
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- topics and leaders
 

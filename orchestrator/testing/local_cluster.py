@@ -27,8 +27,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +39,7 @@ from orchestrator.errors import OperationError
 from orchestrator.testing.kafka_cluster import free_ports
 from orchestrator.testing.manifests import STATEFULSET, Deployment, load_deployment, localise
 from orchestrator.testing.pods import pod_spec
+from orchestrator.testing.readiness import assigned_partitions, read_ready
 
 __all__ = ["LocalCluster", "LocalClusterError", "PodStatus", "Proc"]
 
@@ -299,10 +298,10 @@ class LocalCluster:
         rows = []
         for ordinal in self.ordinals():
             proc = self.pod(ordinal)
-            answer = _ready(proc.port) if proc is not None and proc.port else None
+            answer = read_ready(proc.port) if proc is not None and proc.port else None
             code, body = answer if answer is not None else (None, {})
             assigned = body.get("assigned", [])
-            inbox = _partitions(assigned, self.inbox)
+            inbox = assigned_partitions(assigned, self.inbox)
             rows.append(
                 PodStatus(
                     self.pod_name(ordinal), ordinal, proc, code,
@@ -406,20 +405,6 @@ def _stat(pid: int) -> tuple[str, int] | None:
         return None
     fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": state is field 3
     return fields[0], int(fields[19])
-
-
-def _ready(port: int) -> tuple[int, dict[str, Any]] | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-    except OSError:
-        return None  # not serving yet
-
-
-def _partitions(assigned: Iterable[str], topic: str) -> list[int]:
-    return sorted(int(a[len(topic) + 1 : -1]) for a in assigned if a.startswith(topic + "["))
 
 
 def _tail(proc: Proc, lines: int = 20) -> str:

@@ -23,8 +23,9 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import Literal, Self
+
+from orchestrator.lifecycle import StoppedOnExit
 
 __all__ = ["CutMode", "TcpProxy"]
 
@@ -86,7 +87,7 @@ class _Link:
                 thread.join(timeout)
 
 
-class TcpProxy:
+class TcpProxy(StoppedOnExit):
     """Forward ``listen_host:<port>`` to ``target_host:target_port``; ``cut()``/``restore()``."""
 
     def __init__(
@@ -134,17 +135,6 @@ class TcpProxy:
             self._server = None
         self._drop_links()
         self._drop_held()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

@@ -20,10 +20,7 @@ substituted (``localise`` names each substitution and why). Then, as in a cluste
 from __future__ import annotations
 
 import io
-import json
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +35,7 @@ from orchestrator.testing.checker import CheckInput, check
 from orchestrator.testing.kafka_cluster import KafkaBroker, free_ports, wait_for
 from orchestrator.testing.manifests import Deployment, load_deployment, localise
 from orchestrator.testing.pods import pod_spec
+from orchestrator.testing.readiness import assigned_partitions, read_ready
 from orchestrator.testing.system import (
     ChildProcess,
     Observer,
@@ -90,20 +88,6 @@ class OffsetGate:
         self._member.close()
 
 
-def ready(port: int) -> tuple[int, dict[str, Any]] | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-    except OSError:
-        return None  # not serving yet
-
-
-def inbox_of(body: dict[str, Any], inbox: str) -> set[int]:
-    return {int(a[len(inbox) + 1 : -1]) for a in body["assigned"] if a.startswith(inbox + "[")}
-
-
 def assignment(admin: AdminClient, group: str) -> dict[str, set[tuple[str, int]]]:
     """client.id -> assigned partitions, as the group coordinator sees them."""
     (future,) = admin.describe_consumer_groups([group], request_timeout=10).values()
@@ -153,7 +137,7 @@ def test_the_manifests_run_share_partitions_turn_ready_after_restore_and_stop_gr
         return "\n".join(f"--- {n}\n{p.tail(12)}" for n, p in pods.items())
 
     def poll() -> dict[str, tuple[int, dict[str, Any]] | None]:
-        answers = {name: ready(port_of[name]) for name in pods if pods[name].running()}
+        answers = {name: read_ready(port_of[name]) for name in pods if pods[name].running()}
         for name, answer in answers.items():
             if answer is not None:
                 seen[name].append(answer)
@@ -210,7 +194,9 @@ def test_the_manifests_run_share_partitions_turn_ready_after_restore_and_stop_gr
             for status, body in history:
                 if status == 200:  # ready means: every owned inbox partition restored
                     assert body["restoring_partitions"] == []
-                    assert set(body["restored_partitions"]) == inbox_of(body, inbox)
+                    assert set(body["restored_partitions"]) == set(
+                        assigned_partitions(body["assigned"], inbox)
+                    )
             owned = members[f"ksaga-{name}"]
             assert owned, f"{name} owns nothing"
             assert {f"{t}[{p}]" for t, p in owned} == set(history[-1][1]["assigned"])

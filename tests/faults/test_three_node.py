@@ -23,6 +23,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from orchestrator.kafka import produce_when_room
 from orchestrator.testing.kafka_cluster import KafkaCluster, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
@@ -49,12 +50,7 @@ def retrying(call: Callable[[], T], what: str) -> T:
 
 
 def produce(producer: Producer, topic: str, seq: int) -> None:
-    while True:
-        try:
-            producer.produce(topic, key=b"seq", value=str(seq).encode(), partition=0)
-            return
-        except BufferError:  # local queue full: serve delivery reports, then try again
-            producer.poll(0.1)
+    produce_when_room(producer, topic, poll_s=0.1, key=b"seq", value=str(seq).encode(), partition=0)
 
 
 def read_committed_values(cluster: KafkaCluster, topic: str, isolation: str) -> list[int]:

@@ -9,53 +9,38 @@ topics as the super user. The passwords are random per run, so finding one in a 
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
-from connectors.order_participants import ORDER_COMMAND_TOPICS, Behaviour, expected_outcome
-from orchestrator.acls import participant_name
-from orchestrator.cli import cli
+from connectors.order_participants import Behaviour
 from orchestrator.testing.broker_security import BrokerSecurity
-from orchestrator.testing.checker import CheckInput, check
 from orchestrator.testing.kafka_cluster import KafkaBroker, wait_for
-from orchestrator.testing.system import (
-    ChildProcess,
-    Observer,
-    ParticipantsProcess,
-    ReplicaProcess,
-    create_all_topics,
-    publish_orders,
+from tests.integration.secured_sagas import (
+    OPERATOR,
+    ORCHESTRATOR,
+    PARTICIPANTS,
+    PARTITIONS,
+    PUBLISHER,
+    SecuredBroker,
+    grant_roles_and_create_topics,
+    participants_per_role,
+    produce_error,
+    run_orchestrator,
+    run_order_sagas,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-PARTITIONS = 4
-ORCHESTRATOR = "ksaga-orchestrator"
-PARTICIPANTS = {topic: participant_name(topic) for topic in ORDER_COMMAND_TOPICS}
-PUBLISHER = "orders-publisher"
-OPERATOR = "ksaga-operator"
 MALLORY = "mallory"  # a valid SCRAM user with no ACL at all
 
 
-@dataclass
-class Secured:
-    broker: KafkaBroker
-    security: BrokerSecurity
-
-    @property
-    def bootstrap(self) -> str:
-        return self.broker.bootstrap_servers
-
+class Secured(SecuredBroker[BrokerSecurity]):
     def login(self, user: str | None = None, password: str | None = None) -> dict[str, Any]:
         return {"bootstrap.servers": self.bootstrap, **self.security.client_config(user, password)}
 
@@ -72,35 +57,11 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     )
     broker = KafkaBroker(tmp_path_factory.mktemp("kafka-sasl"), security=security)
     with broker:
-        # `ksaga acls apply` as the super user, logged in through KSAGA_KAFKA__* like any client
-        result = CliRunner().invoke(
-            cli,
-            ["acls", "apply", "--bootstrap", broker.bootstrap_servers],
-            env=security.client_env(),
+        # The super user's and the operator role's logins and ACLs are enough for the setup.
+        grant_roles_and_create_topics(
+            broker.bootstrap_servers, security.client_env(), security.client_config(OPERATOR)
         )
-        assert result.exit_code == 0, result.output
-        assert "ACL(s) in place for 6 role(s)" in result.output
-        # The operator role's ACLs are enough for `ksaga topics create`.
-        operator = security.client_config(OPERATOR)
-        create_all_topics(broker.bootstrap_servers, PARTITIONS, client=operator)
         yield Secured(broker, security)
-
-
-def as_settings(env: dict[str, str]) -> dict[str, str]:
-    """``KSAGA_X`` variables as ReplicaProcess keyword settings (it adds ``KSAGA_`` back)."""
-    return {key.removeprefix("KSAGA_").lower(): value for key, value in env.items()}
-
-
-def produce_error(
-    config: dict[str, Any], topic: str, key: bytes = b"k", timeout_ms: int = 10_000
-) -> KafkaError | None:
-    """Produce one record and return its delivery error (None if the broker took it)."""
-    errors: list[KafkaError | None] = []
-    producer = Producer({**config, "message.timeout.ms": timeout_ms})
-    producer.produce(topic, key=key, value=b"forged", on_delivery=lambda e, _m: errors.append(e))
-    producer.flush(20)
-    assert errors, "no delivery report"
-    return errors[0]
 
 
 def code(error: KafkaError | None) -> int | None:
@@ -124,57 +85,19 @@ def consume_error(config: dict[str, Any], group: str, topic: str) -> KafkaError 
 def test_sagas_complete_with_every_role_as_its_own_principal(
     secured: Secured, tmp_path: Path
 ) -> None:
-    security, bootstrap = secured.security, secured.bootstrap
-    behaviour = Behaviour(seed=5, decline_rate=0.25)
-    replica = ReplicaProcess(
-        bootstrap, "r1", tmp_path, **as_settings(security.client_env(ORCHESTRATOR))
+    security = secured.security
+    run = run_order_sagas(
+        secured.bootstrap,
+        tmp_path,
+        replica_env=security.client_env(ORCHESTRATOR),
+        participants=participants_per_role(security.client_env),
+        harness=security.client_config(),
+        publisher=security.client_config(PUBLISHER),
+        order_ids=[f"sec-{i:03d}" for i in range(24)],
+        behaviour=Behaviour(seed=5, decline_rate=0.25),
     )
-    processes: list[ChildProcess] = [replica]
-    for topic, name in PARTICIPANTS.items():
-        options = [
-            *("--topic", topic, "--group-id", name, "--seed", str(behaviour.seed)),
-            *("--decline-rate", str(behaviour.decline_rate), "--poll-timeout-ms", "50"),
-        ]
-        env = security.client_env(name)
-        processes.append(ParticipantsProcess(bootstrap, tmp_path, *options, name=name, env=env))
-    for process in processes:
-        process.start()
-    observer = Observer(bootstrap, client=security.client_config())
-    order_ids = [f"sec-{i:03d}" for i in range(24)]
-    try:
-        publish_orders(bootstrap, order_ids, client=security.client_config(PUBLISHER))
-        want = {f"order/{o}": expected_outcome(o, behaviour) for o in order_ids}
-
-        def finished() -> bool:
-            observer.poll()
-            for process in processes:
-                assert process.running(), f"{process.name} exited\n{process.tail()}"
-            return set(want) <= set(observer.terminal())
-
-        wait_for(finished, 120, "every saga to finish", interval=0.1)
-        observer.poll(0.5)
-        assert {k: v for k, v in observer.terminal().items() if k in want} == want
-        assert sorted(set(want.values())) == ["COMPENSATED", "COMPLETED"]
-        assert observer.duplicate_commands() == []
-        out = io.StringIO()
-        report = check(
-            CheckInput(
-                bootstrap,
-                order_ids,
-                declined={o for o in order_ids if behaviour.declines(o)},
-                client=security.client_config(),
-            ),
-            out=out,
-        )
-        assert report.passed, out.getvalue()
-    finally:
-        observer.close()
-        for process in processes:
-            process.terminate(30)
-    logs = {p.name: p.log_path.read_text(errors="replace") for p in processes}
-    assert "orchestrator started" in logs["r1"]
-    assert all("participant started" in logs[name] for name in PARTICIPANTS.values())
-    for name, text in logs.items():
+    run.assert_every_saga_ended_as_expected(list(PARTICIPANTS.values()))
+    for name, text in run.logs.items():
         leaked = [pw for pw in secured.passwords() if pw in text]
         assert leaked == [], f"a password is in the log of {name}"
 
@@ -254,14 +177,7 @@ def test_bad_credentials_or_missing_acls_stop_the_orchestrator_with_the_fix(
         }
         if password is not None:
             env["KSAGA_KAFKA__SASL_PASSWORD"] = password
-        return subprocess.run(
-            [sys.executable, "-m", "orchestrator", "run"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
+        return run_orchestrator(env)
 
     wrong_password = f"wrong-{os.urandom(6).hex()}"
     result = run(ORCHESTRATOR, wrong_password)

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +24,17 @@ from orchestrator.cli import cli
 from orchestrator.testing.broker_tls import BrokerTls
 from orchestrator.testing.kafka_cluster import KafkaBroker
 from orchestrator.testing.system import create_all_topics
-from tests.integration.secured_sagas import Participants, run_order_sagas
+from tests.integration.secured_sagas import (
+    ORCHESTRATOR,
+    PARTITIONS,
+    Participants,
+    SecuredBroker,
+    run_orchestrator,
+    run_order_sagas,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-PARTITIONS = 4
-ORCHESTRATOR = "ksaga-orchestrator"
 PARTICIPANTS = "participants"
 PROBE = "tls-probe"  # what the refusal tests write to (never a topic the sagas read)
 ONLY_THESE = {
@@ -45,14 +47,7 @@ ONLY_THESE = {
 _quiet = logging.getLogger("ksaga.tests.tls")  # librdkafka's retries go here, not to stderr
 
 
-@dataclass
-class Tls:
-    broker: KafkaBroker
-    tls: BrokerTls
-
-    @property
-    def bootstrap(self) -> str:
-        return self.broker.bootstrap_servers
+Tls = SecuredBroker[BrokerTls]
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +77,8 @@ def delivery_error(config: dict[str, Any]) -> tuple[KafkaError | None, list[Kafk
 
 
 def test_sagas_complete_over_mutual_tls(mtls: Tls, tmp_path: Path) -> None:
-    orchestrator_env = mtls.tls.client_env(ORCHESTRATOR)
-    participants_env = mtls.tls.client_env(PARTICIPANTS)
+    orchestrator_env = mtls.security.client_env(ORCHESTRATOR)
+    participants_env = mtls.security.client_env(PARTICIPANTS)
     assert set(orchestrator_env) == set(participants_env) == ONLY_THESE
     assert orchestrator_env["KSAGA_KAFKA__SECURITY_PROTOCOL"] == "SSL"
     behaviour = Behaviour(seed=7, decline_rate=0.25)
@@ -93,29 +88,26 @@ def test_sagas_complete_over_mutual_tls(mtls: Tls, tmp_path: Path) -> None:
         tmp_path,
         replica_env=orchestrator_env,
         participants=[Participants(PARTICIPANTS, [], participants_env)],
-        harness=mtls.tls.client_config(),
-        publisher=mtls.tls.client_config(),
+        harness=mtls.security.client_config(),
+        publisher=mtls.security.client_config(),
         order_ids=order_ids,
         behaviour=behaviour,
     )
-    assert run.outcomes == run.want
-    assert sorted(set(run.want.values())) == ["COMPENSATED", "COMPLETED"]
-    assert run.duplicate_commands == []
-    assert run.check_passed, run.check_report
-    assert "orchestrator started" in run.logs["r1"]
-    assert "participant started" in run.logs[PARTICIPANTS]
+    run.assert_every_saga_ended_as_expected([PARTICIPANTS])
     for name, text in run.logs.items():
-        assert [pw for pw in mtls.tls.passwords() if pw in text] == [], f"a key password in {name}"
+        assert [pw for pw in mtls.security.passwords() if pw in text] == [], (
+            f"a key password in {name}"
+        )
 
 
 def test_a_client_without_a_certificate_is_refused(mtls: Tls) -> None:
     # The control: the same producer with its certificate gets the record in.
-    login = {"bootstrap.servers": mtls.bootstrap, **mtls.tls.client_config(ORCHESTRATOR)}
+    login = {"bootstrap.servers": mtls.bootstrap, **mtls.security.client_config(ORCHESTRATOR)}
     assert delivery_error(login) == (None, [])
 
     no_certificate = {
         "bootstrap.servers": mtls.bootstrap,
-        **mtls.tls.client_config(certificate=False),
+        **mtls.security.client_config(certificate=False),
     }
     error, errors = delivery_error(no_certificate)
     assert error is not None
@@ -136,7 +128,7 @@ def test_an_orchestrator_without_a_certificate_stops_at_once_with_the_fix(
 ) -> None:
     # (A wrong key password never reaches the broker: tests/unit/test_tls_refusals.py.)
     certificate = ("SSL_CERTIFICATE_LOCATION", "SSL_KEY_LOCATION", "SSL_KEY_PASSWORD")
-    tls_env = mtls.tls.client_env(ORCHESTRATOR)
+    tls_env = mtls.security.client_env(ORCHESTRATOR)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KSAGA_")},
         "KSAGA_BOOTSTRAP_SERVERS": mtls.bootstrap,
@@ -147,21 +139,14 @@ def test_an_orchestrator_without_a_certificate_stops_at_once_with_the_fix(
         "KSAGA_KAFKA__SECURITY_PROTOCOL",
         "KSAGA_KAFKA__SSL_CA_LOCATION",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    result = run_orchestrator(env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "the TLS handshake with Kafka failed over a certificate" in result.stderr
     assert "KSAGA_KAFKA__SSL_CERTIFICATE_LOCATION" in result.stderr
 
 
 def test_no_help_text_shows_the_key_password(mtls: Tls) -> None:
-    env = mtls.tls.client_env(ORCHESTRATOR)
+    env = mtls.security.client_env(ORCHESTRATOR)
     runner = CliRunner()
     for args in (["--help"], ["run", "--help"], ["participants", "--help"], ["topics", "--help"]):
         result = runner.invoke(cli, args, env=env)

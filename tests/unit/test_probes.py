@@ -21,6 +21,7 @@ from orchestrator.config import load_settings
 from orchestrator.errors import ConfigError
 from orchestrator.probes import start_probe_server
 from orchestrator.testing.kafka_cluster import free_ports
+from orchestrator.testing.readiness import assigned_partitions, read_ready
 
 
 @dataclass
@@ -67,6 +68,24 @@ def test_ready_only_when_every_owned_partition_is_restored(served: tuple[Loop, i
     loop.pending_restore, loop.active = set(), {0, 1}
     status, body = get(port, "/ready")
     assert (status, body["restored_partitions"], body["restoring_partitions"]) == (200, [0, 1], [])
+
+
+def test_the_harness_reads_both_ready_answers_and_silence(served: tuple[Loop, int]) -> None:
+    """``read_ready`` (ksaga local, the pods test) against the same server."""
+    loop, port = served
+    loop.assigned = {("ksaga.inbox", 3), ("ksaga.inbox", 0), ("orders", 5)}
+    loop.pending_restore = {3}
+    answer = read_ready(port)
+    assert answer is not None
+    status, body = answer
+    assert (status, body["restoring_partitions"]) == (503, [3])
+    assert assigned_partitions(body["assigned"], "ksaga.inbox") == [0, 3]
+    loop.pending_restore, loop.active = set(), {0, 3}
+    answer = read_ready(port)
+    assert answer is not None
+    assert (answer[0], answer[1]["restored_partitions"]) == (200, [0, 3])
+    (silent,) = free_ports(1)
+    assert read_ready(silent) is None
 
 
 def test_live_while_the_heartbeat_is_recent(served: tuple[Loop, int]) -> None:

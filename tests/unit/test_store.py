@@ -473,31 +473,40 @@ def test_random_batches_keep_stores_equal_and_index_exact(tmp_path: Path) -> Non
 K = 50  # states per batch, 32 KiB each: batches span memtable flushes
 
 
+def kill_9_after_first_ack(module_args: list[str], delay_s: float) -> int:
+    """Run ``python -m <module_args>`` until it prints its first acknowledgement, SIGKILL it
+    ``delay_s`` later, and return the last number it acknowledged (one per line) before dying."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", *module_args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert child.stdout is not None
+        first = child.stdout.readline()  # blocks until the child acknowledged something
+        assert first, f"the child died before its first acknowledgement (exit {child.wait()})"
+        time.sleep(delay_s)
+        child.send_signal(signal.SIGKILL)
+        rest = child.stdout.read()
+        assert child.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return int((first + rest).split()[-1])
+
+
 def test_write_batch_is_atomic_under_kill_9(tmp_path: Path) -> None:
     """Five SIGKILLs at random moments: never a torn batch, never a lost acknowledged one."""
     rng = random.Random()
     path = tmp_path / "db"
     acknowledged = 0
     for _ in range(5):
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.unit.store_crash_child", str(path), str(K)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+        # once one batch of this run is applied, at a random moment up to 80 ms later
+        acknowledged = kill_9_after_first_ack(
+            ["tests.unit.store_crash_child", str(path), str(K)], rng.uniform(0.0, 0.08)
         )
-        try:
-            assert child.stdout is not None
-            first = child.stdout.readline()  # blocks until one batch of this run is applied
-            assert first, f"the child died before its first batch (exit {child.wait()})"
-            time.sleep(rng.uniform(0.0, 0.08))
-            child.send_signal(signal.SIGKILL)
-            rest = child.stdout.read()
-            assert child.wait(timeout=10) == -signal.SIGKILL
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        acknowledged = int((first + rest).split()[-1])
 
         with open_rocks(path) as store:
             batch = store.checkpoint(0)
@@ -532,25 +541,10 @@ def test_a_restore_killed_anywhere_resumes_from_its_checkpoint_to_the_exact_fold
     rng = random.Random()
     path = tmp_path / "db"
     for _ in range(5):
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.unit.restore_crash_child", str(path)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+        # once a commit of this run returned, at a random moment up to 300 ms later
+        acknowledged = kill_9_after_first_ack(
+            ["tests.unit.restore_crash_child", str(path)], rng.uniform(0.0, 0.3)
         )
-        try:
-            assert child.stdout is not None
-            first = child.stdout.readline()  # blocks until a commit of this run returned
-            assert first, f"the child died before its first commit (exit {child.wait()})"
-            time.sleep(rng.uniform(0.0, 0.3))
-            child.send_signal(signal.SIGKILL)
-            rest = child.stdout.read()
-            assert child.wait(timeout=10) == -signal.SIGKILL
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        acknowledged = int((first + rest).split()[-1])
 
         with open_rocks(path) as store:
             checkpoint = store.checkpoint(0)
