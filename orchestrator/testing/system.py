@@ -133,7 +133,8 @@ class ReplicaProcess(ChildProcess):
             "KSAGA_LIVENESS_TIMEOUT_S": "45",
             **{f"KSAGA_{k.upper()}": str(v) for k, v in settings.items()},
         }
-        if settings.get("group_protocol") == "consumer":  # the broker's session timeout rules
+        protocol = settings.get("group_protocol", os.environ.get("KSAGA_GROUP_PROTOCOL"))
+        if protocol == "consumer":  # the broker's session timeout rules (KIP-848)
             del env["KSAGA_SESSION_TIMEOUT_MS"]
         argv = [sys.executable, "-m", "orchestrator", "run", "--log-level", "INFO"]
         super().__init__(replica_id, argv, env, workdir / f"{replica_id}.log")
