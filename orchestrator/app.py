@@ -13,23 +13,23 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import structlog
 from confluent_kafka import Consumer, KafkaException, Producer
 
-from orchestrator import clock
+from orchestrator.budget import WindowBudget
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
 from orchestrator.heap import settle_heap
 from orchestrator.kafka import new_admin, new_consumer, new_producer, new_restore_consumer
 from orchestrator.logs import configure_logging
-from orchestrator.loop import FatalError, Orchestrator
+from orchestrator.loop import Orchestrator
 from orchestrator.metrics import Metrics
 from orchestrator.probes import start_probe_server
 from orchestrator.registry import load_registry
-from orchestrator.rejoin import RejoinBudget
+from orchestrator.rejoin import run_rejoining
 from orchestrator.store import STORE_FORMAT_VERSION, RocksSagaStore, StoreMeta
 from orchestrator.topics import check_topics
 from orchestrator.tracing import SagaTracer, span_processor
@@ -88,7 +88,13 @@ class _Clients:
 
     @classmethod
     def build(cls, settings: Settings) -> _Clients:
-        return cls(new_consumer(settings), new_producer(settings), new_restore_consumer(settings))
+        consumer = new_consumer(settings)
+        try:
+            producer = new_producer(settings)
+            return cls(consumer, producer, new_restore_consumer(settings))
+        except BaseException:
+            consumer.close()  # the producer holds no group; the consumer would linger in it
+            raise
 
     def close(self) -> None:
         """Drop what the dead transaction still queued, then leave the group.
@@ -113,8 +119,24 @@ class _Clients:
                     break
             except (KafkaException, SystemError):
                 continue
-        self.restore_consumer.close()
-        self.consumer.close()
+        try:
+            self.restore_consumer.close()
+        finally:
+            self.consumer.close()
+
+
+@dataclass
+class _Membership:
+    """A loop and the clients it owns (``rejoin.Member``)."""
+
+    clients: _Clients
+    loop: Orchestrator
+
+    def run(self, stop: threading.Event) -> None:
+        self.loop.run(stop)
+
+    def close(self) -> None:
+        self.clients.close()
 
 
 class _Current:
@@ -146,13 +168,6 @@ class _Current:
 
 def run_replica(settings: Settings, stop: threading.Event | None = None) -> int:
     """Run until ``stop`` (or SIGTERM/SIGINT); return the process exit code."""
-    if stop is not None:
-        return _serve(settings, stop)
-    with _stop_on_signals() as signalled:
-        return _serve(settings, signalled)
-
-
-def _serve(settings: Settings, stop: threading.Event) -> int:
     try:
         registry = load_registry(settings.sagas_module)
         admin = new_admin(settings)
@@ -169,8 +184,8 @@ def _serve(settings: Settings, stop: threading.Event) -> int:
     metrics = Metrics()
     tracer = None if processor is None else SagaTracer(processor)
 
-    def membership(clients: _Clients) -> Orchestrator:
-        return Orchestrator(
+    def join(clients: _Clients) -> _Membership:
+        loop = Orchestrator(
             settings=settings,
             registry=registry,
             store=store,
@@ -182,8 +197,13 @@ def _serve(settings: Settings, stop: threading.Event) -> int:
             metrics=metrics,
             tracer=tracer,
         )
+        return _Membership(clients, loop)
 
-    current = _Current(membership(clients))
+    # Handed over by pop(): a name here would keep the first membership (its loop and its
+    # librdkafka handles) alive through every later one.
+    members = [join(clients)]
+    del clients
+    current = _Current(members[0].loop)
     probes = (
         start_probe_server(
             settings.http_port, current, metrics.registry, stale_after_s=settings.liveness_timeout_s
@@ -194,39 +214,34 @@ def _serve(settings: Settings, stop: threading.Event) -> int:
     watchdog = LoopWatchdog(
         lambda: current.heartbeat, settings.liveness_timeout_s, EXIT_FATAL
     ).start()
-    budget = RejoinBudget(settings.max_rejoins, settings.rejoin_window_s)
-    code = 0
+
+    def joined(new: _Membership) -> None:
+        metrics.rejoins.inc()
+        current.loop = new.loop
+
+    budget = WindowBudget(settings.max_rejoins, settings.rejoin_window_s)
     settle_heap()
+    error: str | None = None
     try:
-        while True:
-            try:
-                current.loop.run(stop)
-                break
-            except FatalError as exc:
-                clients.close()
-                if not budget.take(clock.monotonic()):
-                    _log.error("fatal error; exiting for a restart", error=str(exc))
-                    code = EXIT_FATAL
-                    break
-                # As Kafka Streams treats a fenced producer (task migrated): close every client
-                # without committing, join again with new ones, restore what we are given.
-                metrics.rejoins.inc()
-                _log.warning("fatal Kafka error; rejoining with new clients", error=str(exc))
-                try:
-                    clients = _Clients.build(settings)
-                except ConfigError as build_error:
-                    _log.error("cannot build new Kafka clients", error=str(build_error))
-                    code = EXIT_FATAL
-                    break
-                current.loop = membership(clients)
-                settle_heap()  # the old loop was frozen with the heap: free it now
+        with _stop_on_signals() if stop is None else nullcontext(stop) as stopping:
+            error = run_rejoining(
+                members.pop(),
+                lambda: join(_Clients.build(settings)),
+                stopping,
+                budget,
+                on_join=joined,
+            )
     finally:
-        clients.close()  # leaves the group; no transaction is open between batches
-        watchdog.stop()
-        if probes is not None:
-            probes.shutdown()
-        store.close()
-        if tracer is not None:
-            tracer.shutdown()  # exports the spans still buffered
-        _log.info("orchestrator stopped", exit_code=code)
+        watchdog.stop()  # the clients are closed (run_rejoining closes each membership)
+        try:
+            if probes is not None:
+                probes.shutdown()
+        finally:
+            store.close()
+            if tracer is not None:
+                tracer.shutdown()  # exports the spans still buffered
+    code = 0 if error is None else EXIT_FATAL
+    if error is not None:
+        _log.error("fatal error; exiting for a restart", error=error)
+    _log.info("orchestrator stopped", exit_code=code)
     return code

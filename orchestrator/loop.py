@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 from confluent_kafka import (
@@ -41,6 +41,7 @@ from confluent_kafka.admin import AdminClient
 
 from orchestrator import clock
 from orchestrator.admission import TriggerGate, cached_lags
+from orchestrator.budget import WindowBudget
 from orchestrator.config import Settings
 from orchestrator.core import (
     Decision,
@@ -80,6 +81,7 @@ __all__ = ["FatalError", "Orchestrator"]
 _log = structlog.get_logger("ksaga.loop")
 T = TypeVar("T")
 _RETRIES = 10
+_REBUILDS, _REBUILD_WINDOW_S = 3, 300.0  # store rebuilds a loop may do before it gives up
 _ALL_TIMERS = 1 << 40  # "no limit" for counting a restored partition's timers
 
 
@@ -148,6 +150,8 @@ class Orchestrator:
         self._state_offsets: dict[int, int] = {}
         self.heartbeat = clock.monotonic()
         self.gate = TriggerGate(settings.max_inbox_backlog)
+        self._rebuilds = WindowBudget(_REBUILDS, _REBUILD_WINDOW_S)
+        metrics.gate_state.set(0)  # a rejoin's new loop starts open, whatever the last one did
 
     # ------------------------------------------------------------------ life cycle
 
@@ -203,13 +207,19 @@ class Orchestrator:
             self._abort_and_rewind(_first_offsets(messages))
             return
         except _CorruptState as exc:
+            self.telemetry.aborted()
+            self.metrics.aborts.inc()
+            self._abort_and_rewind(_first_offsets(messages))
+            if not self._rebuilds.take(clock.monotonic()):
+                # The same bytes came back from ksaga.state itself (a codec bug): rebuilding
+                # again cannot help, and would stall every partition of this replica.
+                raise FatalError(f"{exc}, again after {_REBUILDS} rebuilds") from exc
             self.metrics.store_rebuilds.inc()
             _log.error(
                 "a stored state is unreadable; rebuilding its partition from the state topic",
                 partition=exc.partition,
                 reason=str(exc),
             )
-            self._abort_and_rewind(_first_offsets(messages))
             self._rebuild(exc.partition)
             return
         self._apply(batch)
@@ -294,7 +304,7 @@ class Orchestrator:
         self.telemetry.timers_fired(len(due))
         crash_point("after-produce")
         self.beat()
-        if self._serve_producer(30):
+        if self._flush(30):
             raise _Abort("records still undelivered after 30 s")
         if self._delivery_errors:
             raise _Abort(f"delivery failed: {self._delivery_errors[0]}")
@@ -455,15 +465,23 @@ class Orchestrator:
                 self.producer.produce(record.topic, **kwargs)
                 return
             except BufferError:
-                self._serve_producer(0.05, flush=False)
+                self._poll(0.05)
             except KafkaException as exc:
                 if _failed_transaction(exc):
                     raise _Abort(f"the transaction already failed: {exc}") from exc
                 self._raise_for(exc)
         raise _Abort("producer queue stayed full")
 
-    def _serve_producer(self, timeout: float, *, flush: bool = True) -> int:
-        """``flush`` (or ``poll``): run the delivery reports, surfacing a fatal error as one.
+    def _flush(self, timeout: float) -> int:
+        """``producer.flush``: the records still undelivered after ``timeout``."""
+        return self._surfacing_fatal(lambda: self.producer.flush(timeout))
+
+    def _poll(self, timeout: float) -> None:
+        """``producer.poll``: serve delivery reports, making room in the queue."""
+        self._surfacing_fatal(lambda: self.producer.poll(timeout))
+
+    def _surfacing_fatal(self, serve: Callable[[], T]) -> T:
+        """Run the delivery reports (``flush``/``poll``), surfacing a fatal error as one.
 
         confluent-kafka raises a producer's fatal error from inside ``poll``/``flush``; if a
         delivery report is due after it in the same call, Python sees a ``SystemError`` whose
@@ -471,7 +489,7 @@ class Orchestrator:
         fatal error to us.
         """
         try:
-            return self.producer.flush(timeout) if flush else self.producer.poll(timeout)
+            return serve()
         except KafkaException as exc:
             self._raise_for(exc)
         except SystemError as exc:
@@ -479,7 +497,6 @@ class Orchestrator:
             if not isinstance(cause, KafkaException):
                 raise
             self._raise_for(cause)
-        raise AssertionError("unreachable")
 
     def _state_delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -503,7 +520,7 @@ class Orchestrator:
                 _log.info("retriable Kafka error; calling again", error=str(exc))
         raise AssertionError("unreachable")
 
-    def _raise_for(self, exc: KafkaException) -> None:
+    def _raise_for(self, exc: KafkaException) -> NoReturn:
         cls = classify(exc)
         if cls is ErrorClass.ABORT:
             raise _Abort(str(exc)) from exc

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from orchestrator.app import _Clients
+from orchestrator.budget import WindowBudget
 from orchestrator.config import load_settings
+from orchestrator.errors import ConfigError
 from orchestrator.heap import settle_heap
 from orchestrator.kafka import new_consumer, new_restore_consumer
 from orchestrator.loop import FatalError, Orchestrator, _Abort
 from orchestrator.metrics import Metrics
 from orchestrator.records import OutRecord
 from orchestrator.registry import load_registry
-from orchestrator.rejoin import RejoinBudget
+from orchestrator.rejoin import run_rejoining
 from orchestrator.store import MemorySagaStore
 
 
 def test_the_budget_allows_limit_rejoins_per_window_then_refuses() -> None:
-    budget = RejoinBudget(limit=2, window_s=100)
+    budget = WindowBudget(limit=2, window_s=100)
     assert budget.take(0.0)
     assert budget.take(10.0)
     assert not budget.take(50.0)  # a third within 100 s: the supervisor's turn
@@ -30,7 +33,7 @@ def test_the_budget_allows_limit_rejoins_per_window_then_refuses() -> None:
 
 
 def test_a_zero_budget_never_rejoins() -> None:
-    assert not RejoinBudget(limit=0, window_s=1).take(0.0)
+    assert not WindowBudget(limit=0, window_s=1).take(0.0)
 
 
 class _RefusingProducer(Producer):
@@ -90,7 +93,7 @@ class _FatalOnFlush(Producer):
 def test_a_fatal_error_out_of_flush_is_fatal_however_it_surfaces(wrapped: bool) -> None:
     loop = _loop(_FatalOnFlush(wrapped))
     with pytest.raises(FatalError, match="_FENCED"):
-        loop._serve_producer(1)
+        loop._flush(1)
 
 
 def test_any_other_system_error_out_of_flush_is_not_swallowed() -> None:
@@ -100,7 +103,7 @@ def test_any_other_system_error_out_of_flush_is_not_swallowed() -> None:
 
     loop = _loop(Broken({"bootstrap.servers": "127.0.0.1:1", "log_level": 0}))
     with pytest.raises(SystemError, match="something else"):
-        loop._serve_producer(1)
+        loop._flush(1)
 
 
 def test_a_discarded_membership_is_freed_after_its_clients_close() -> None:
@@ -124,3 +127,70 @@ def test_a_discarded_membership_is_freed_after_its_clients_close() -> None:
     del loop, clients
     settle_heap()
     assert gone() is None
+
+
+class _FakeMember:
+    """A membership whose run() fails fatally ``fails`` times in a row, or returns."""
+
+    def __init__(self, fatal: bool, seen: list[_FakeMember]) -> None:
+        self.fatal = fatal
+        self.closed = False
+        self.previous_alive: bool | None = None
+        seen.append(self)
+
+    def run(self, stop: threading.Event) -> None:
+        if self.fatal:
+            raise FatalError("fenced")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_rejoin_closes_the_old_member_and_frees_it_before_the_new_one_runs() -> None:
+    """The old member must not outlive the rejoin: the FatalError's traceback holds its run()
+    frame, and a heap frozen while that was alive would keep it (and its librdkafka handles)."""
+    members = [_FakeMember(True, [])]  # handed over by pop(), as run_replica does
+    gone = weakref.ref(members[0])
+    joined: list[_FakeMember] = []
+
+    class Second(_FakeMember):
+        def run(self, stop: threading.Event) -> None:
+            self.previous_alive = gone() is not None
+
+    def join() -> _FakeMember:
+        return Second(False, joined)
+
+    budget = WindowBudget(3, 60)
+    error = run_rejoining(members.pop(), join, threading.Event(), budget, on_join=lambda m: None)
+    assert error is None
+    assert joined[0].previous_alive is False
+    assert joined[0].closed
+
+
+def test_a_spent_budget_or_a_stop_ends_with_the_error_and_no_new_member() -> None:
+    joins: list[_FakeMember] = []
+    stop = threading.Event()
+    failing = _FakeMember(True, [])
+    error = run_rejoining(
+        failing, lambda: _FakeMember(True, joins), stop, WindowBudget(2, 60), on_join=lambda m: None
+    )
+    assert error == "fenced"
+    assert len(joins) == 2  # two rejoins, then the budget said no
+    assert all(member.closed for member in joins)
+    stop.set()
+    error = run_rejoining(
+        _FakeMember(True, []), lambda: _FakeMember(False, joins), stop, WindowBudget(2, 60),
+        on_join=lambda m: None,
+    )  # fmt: skip
+    assert error == "fenced"
+    assert len(joins) == 2  # a SIGTERM came meanwhile: no new clients
+
+
+def test_a_failed_join_ends_with_both_errors() -> None:
+    def join() -> _FakeMember:
+        raise ConfigError("bad TLS file")
+
+    error = run_rejoining(
+        _FakeMember(True, []), join, threading.Event(), WindowBudget(2, 60), on_join=lambda m: None
+    )
+    assert error == "fenced; joining again failed: bad TLS file"
