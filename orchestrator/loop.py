@@ -210,17 +210,7 @@ class Orchestrator:
             self.telemetry.aborted()
             self.metrics.aborts.inc()
             self._abort_and_rewind(_first_offsets(messages))
-            if not self._rebuilds.take(clock.monotonic()):
-                # The same bytes came back from ksaga.state itself (a codec bug): rebuilding
-                # again cannot help, and would stall every partition of this replica.
-                raise FatalError(f"{exc}, again after {_REBUILDS} rebuilds") from exc
-            self.metrics.store_rebuilds.inc()
-            _log.error(
-                "a stored state is unreadable; rebuilding its partition from the state topic",
-                partition=exc.partition,
-                reason=str(exc),
-            )
-            self._rebuild(exc.partition)
+            self._repair(exc)
             return
         self._apply(batch)
 
@@ -620,6 +610,20 @@ class Orchestrator:
                 self.telemetry.partition_dropped(tp.partition)
         if any(tp.topic == self.topics.inbox for tp in partitions):
             self._fired.clear()
+
+    def _repair(self, corrupt: _CorruptState) -> None:
+        """Rebuild the partition of an unreadable state (the batch is already rewound)."""
+        if not self._rebuilds.take(clock.monotonic()):
+            # The same bytes came back from ksaga.state itself (a codec bug): rebuilding again
+            # cannot help, and would stall every partition of this replica.
+            raise FatalError(f"{corrupt}, again after {_REBUILDS} rebuilds")
+        self.metrics.store_rebuilds.inc()
+        _log.error(
+            "a stored state is unreadable; rebuilding its partition from the state topic",
+            partition=corrupt.partition,
+            reason=str(corrupt),
+        )
+        self._rebuild(corrupt.partition)
 
     def _rebuild(self, partition: int) -> None:
         """Wipe RocksDB's copy of ``partition`` and restore it before folding any more of it.
